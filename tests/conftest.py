@@ -1,0 +1,56 @@
+"""Fixtures shared by every test layer."""
+
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "corpus"
+SPECIMENS_DIR = REPO / "tests" / "specimens"
+
+
+def in_isolation():
+    """True when running under tests/isolate (a private mount namespace)."""
+    return bool(os.environ.get("XEN_NFSROOT_ISOLATED")) and os.readlink(
+        "/proc/self/ns/mnt"
+    ) != os.readlink("/proc/1/ns/mnt")
+
+
+@pytest.fixture(scope="session")
+def isolated():
+    """Fail (never skip) a test that would touch this machine's own files."""
+    if not in_isolation():
+        pytest.fail("this test changes /etc and /var/lib/nfs: run it through tests/run")
+
+
+@pytest.fixture
+def system_exports(isolated):
+    """A clean /etc/exports, /etc/exports.d and etab in the private namespace.
+
+    Yields the path of /etc/exports; the files are emptied again afterwards.
+    """
+    exports = pathlib.Path("/etc/exports")
+
+    def reset():
+        exports.write_text("")
+        subprocess.run(["rm", "-rf", "/etc/exports.d"], check=True)
+        pathlib.Path("/var/lib/nfs/etab").write_text("")
+
+    reset()
+    yield exports
+    reset()
+
+
+def exportfs_v():
+    """The real ``exportfs -v`` output."""
+    proc = subprocess.run(["exportfs", "-v"], capture_output=True, text=True, check=True)
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def salt_factories_config(tmp_path_factory):
+    """Keep every daemon's files under pytest's temporary directory."""
+    return {"root_dir": str(tmp_path_factory.mktemp("salt-root"))}
