@@ -1,0 +1,184 @@
+"""The pillar schema: defaults, role selection, and errors that name the field."""
+
+import copy
+import pathlib
+
+import pytest
+import salt.utils.yaml
+from salt.exceptions import SaltInvocationError
+
+from xen_nfsroot.modules import xen_nfsroot
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLE = salt.utils.yaml.safe_load((REPO / "pillar" / "xen_nfsroot.sls").read_text())
+
+
+@pytest.fixture
+def pillar():
+    return copy.deepcopy(EXAMPLE)
+
+
+@pytest.fixture
+def configure_loader_modules(pillar):
+    def pillar_get(key, default=None):
+        return pillar.get(key, default)
+
+    return {
+        xen_nfsroot: {
+            "__salt__": {"pillar.get": pillar_get},
+            "__opts__": {"id": "dom0-a"},
+        }
+    }
+
+
+def test_example_pillar_validates_with_defaults_merged():
+    guests = xen_nfsroot.validate()
+    assert list(guests) == ["StaticGuest", "XenGuest"]
+    seed = guests["XenGuest"]
+    assert seed["memory"] == 256
+    assert seed["network"] == "dhcp"
+    assert seed["vif"] == [""]
+    assert seed["root"] == "/dev/nfs"
+    assert seed["export_options"] == ["rw", "no_root_squash", "async", "no_subtree_check"]
+    assert seed["fstab"] == {"fstype": "nfs", "opts": "defaults", "disable": ["/dev/sdb2"]}
+    static = guests["StaticGuest"]
+    assert static["memory"] == 512
+    assert static["network"] == {
+        "address": "192.0.2.11",
+        "netmask": "255.255.255.0",
+        "gateway": "192.0.2.254",
+        "hostname": "static",
+        "interface": "eth0",
+    }
+    assert static["autostart"] is False
+
+
+def test_roles_and_selection_by_minion_id():
+    assert list(xen_nfsroot.guests("dom0")) == ["XenGuest"]
+    assert xen_nfsroot.guests("server") == {}
+    assert list(xen_nfsroot.guests("server", minion_id="nfs1")) == ["StaticGuest", "XenGuest"]
+    assert list(xen_nfsroot.guests("dom0", minion_id="dom0-b")) == ["StaticGuest"]
+    assert xen_nfsroot.roles() == ["dom0"]
+    assert xen_nfsroot.roles("nfs1") == ["server"]
+    assert xen_nfsroot.roles("elsewhere") == []
+
+
+def test_only_an_unknown_guest_selects_nothing():
+    assert list(xen_nfsroot.guests(only="XenGuest")) == ["XenGuest"]
+    assert xen_nfsroot.guests(only="NoSuchGuest") == {}
+    with pytest.raises(SaltInvocationError, match="no guest named 'NoSuchGuest'"):
+        xen_nfsroot.guest("NoSuchGuest")
+
+
+def test_defaults_section_applies_to_every_guest(pillar):
+    pillar["xen_nfsroot"]["defaults"]["memory"] = 128
+    guests = xen_nfsroot.validate()
+    assert guests["XenGuest"]["memory"] == 128
+    assert guests["StaticGuest"]["memory"] == 512
+
+
+def test_server_settings_defaults():
+    settings = xen_nfsroot.settings()
+    assert settings["exports_file"] == "/etc/exports.d/xen-nfsroot.exports"
+    assert settings["manage_packages"] is True
+
+
+def test_empty_pillar_has_no_guests(pillar):
+    pillar.clear()
+    assert xen_nfsroot.validate() == {}
+    assert xen_nfsroot.roles() == []
+
+
+def _guest(pillar, name="XenGuest"):
+    return pillar["xen_nfsroot"]["guests"][name]
+
+
+BAD_FIELDS = [
+    ("memory", 0, "guest 'XenGuest': memory: expected a positive integer, got 0"),
+    ("memory", "lots", "memory: expected a positive integer, got 'lots'"),
+    ("memory", True, "memory: expected a positive integer, got True"),
+    ("nfs_root", "xen", "nfs_root: expected a normalised absolute path, got 'xen'"),
+    ("nfs_root", "/xen/../etc", "nfs_root: expected a normalised absolute path"),
+    ("nfs_root", "/", "refusing to export the server's own root"),
+    ("nfs_server_address", "192.0.2.300", "nfs_server_address: expected an IP address"),
+    ("export_clients", [], "export_clients: expected a non-empty list, got []"),
+    ("export_clients", "192.0.2.10", "export_clients: expected a list of strings"),
+    ("toolstack", "xend", "toolstack: expected auto, xl or xm, got 'xend'"),
+    ("network", {"address": "not-an-ip"}, "network.address: expected an IP address"),
+    ("network", {"address": "192.0.2.5", "netmask": "255.0.255.0"}, "network.netmask"),
+    ("network", "static", "network: expected 'dhcp' or a mapping"),
+    ("kernel", "vmlinuz", "kernel: expected a normalised absolute path, got 'vmlinuz'"),
+    ("dom0", "dom0-*", "dom0: expected a minion id, got 'dom0-*'"),
+    ("autostart", "yes", "autostart: expected true or false, got 'yes'"),
+    ("fstab", {"fstype": "nfs", "disable": "/dev/sdb2"}, "fstab.disable: expected a list"),
+    ("colour", "blue", "guest 'XenGuest': colour: unknown key, got 'blue'"),
+    ("vif", ["mac=zz"], "vif[0]: expected mac=xx:xx:xx:xx:xx:xx"),
+]
+
+
+@pytest.mark.parametrize("field,value,message", BAD_FIELDS)
+def test_bad_guest_field_is_named_with_its_value(pillar, field, value, message):
+    _guest(pillar)[field] = value
+    with pytest.raises(SaltInvocationError) as err:
+        xen_nfsroot.validate()
+    assert message in str(err.value)
+    assert "XenGuest" in str(err.value) or "guests" in str(err.value)
+
+
+def test_missing_required_key(pillar):
+    del _guest(pillar)["kernel"]
+    with pytest.raises(SaltInvocationError, match="guest 'XenGuest': kernel: required"):
+        xen_nfsroot.validate()
+
+
+def test_bad_guest_name(pillar):
+    guests = pillar["xen_nfsroot"]["guests"]
+    guests["../evil"] = guests.pop("XenGuest")
+    with pytest.raises(SaltInvocationError, match=r"name: expected a Xen domain name.*'\.\./evil'"):
+        xen_nfsroot.validate()
+
+
+def test_two_guests_with_one_name(pillar):
+    guests = pillar["xen_nfsroot"]["guests"]
+    pillar["xen_nfsroot"]["guests"] = [
+        dict(guests["XenGuest"], name="XenGuest"),
+        dict(guests["StaticGuest"], name="XenGuest"),
+    ]
+    with pytest.raises(SaltInvocationError, match="two guests with one name"):
+        xen_nfsroot.validate()
+
+
+def test_two_guests_with_one_root(pillar):
+    _guest(pillar, "StaticGuest")["nfs_root"] = "/xen"
+    with pytest.raises(SaltInvocationError, match="guest 'StaticGuest': nfs_root: already the root of guest 'XenGuest'"):
+        xen_nfsroot.validate()
+
+
+def test_two_guests_with_one_mac(pillar):
+    _guest(pillar)["vif"] = ["bridge=xenbr0,mac=00:16:3E:00:00:11"]
+    with pytest.raises(SaltInvocationError, match="MAC address already used by guest"):
+        xen_nfsroot.validate()
+
+
+@pytest.mark.parametrize("client", ["*", "*.example.org", "192.0.2.?"])
+def test_world_client_with_no_root_squash_needs_the_allowance(pillar, client):
+    _guest(pillar)["export_clients"] = [client]
+    with pytest.raises(SaltInvocationError, match="set allow_world_root: true"):
+        xen_nfsroot.validate()
+    _guest(pillar)["allow_world_root"] = True
+    assert xen_nfsroot.validate()["XenGuest"]["export_clients"] == [client]
+
+
+def test_unknown_top_level_and_server_keys(pillar):
+    pillar["xen_nfsroot"]["servers"] = {}
+    with pytest.raises(SaltInvocationError, match="servers: unknown key"):
+        xen_nfsroot.validate()
+    del pillar["xen_nfsroot"]["servers"]
+    pillar["xen_nfsroot"]["server"] = {"exports_file": "exports"}
+    with pytest.raises(SaltInvocationError, match="server: exports_file"):
+        xen_nfsroot.validate()
+
+
+def test_bad_role():
+    with pytest.raises(SaltInvocationError, match="role: expected server, dom0"):
+        xen_nfsroot.guests("nfs")
