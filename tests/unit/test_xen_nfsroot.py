@@ -150,7 +150,8 @@ def test_two_guests_with_one_name(pillar):
 
 def test_two_guests_with_one_root(pillar):
     _guest(pillar, "StaticGuest")["nfs_root"] = "/xen"
-    with pytest.raises(SaltInvocationError, match="guest 'StaticGuest': nfs_root: already the root of guest 'XenGuest'"):
+    message = "guest 'StaticGuest': nfs_root: already the root of guest 'XenGuest'"
+    with pytest.raises(SaltInvocationError, match=message):
         xen_nfsroot.validate()
 
 
