@@ -1,0 +1,247 @@
+"""The xm execution module with a mocked loader: toolstack choice, caching, commands."""
+
+import os
+import stat
+from unittest.mock import patch
+
+import pytest
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from tests.conftest import SPECIMENS_DIR
+from xen_nfsroot.modules import xm
+
+XL_LIST = (SPECIMENS_DIR / "xl-list.txt").read_text()
+NO_HYPERVISOR = "ERROR:  Can't find hypervisor information in sysfs!"
+
+
+class FakeCommands:
+    """cmd.run_all stand-in: answers by (tool, subcommand); records every call."""
+
+    def __init__(self):
+        self.calls = []
+        self.answers = {}
+
+    def answer(self, tool, command, retcode=0, stdout="", stderr=""):
+        self.answers[(tool, command)] = {"retcode": retcode, "stdout": stdout, "stderr": stderr}
+
+    def __call__(self, cmd, python_shell=None, ignore_retcode=None, timeout=None):
+        assert isinstance(cmd, list)
+        assert python_shell is False
+        self.calls.append((cmd, timeout))
+        return dict(self.answers.get((cmd[0], cmd[1]), {"retcode": 0, "stdout": "",
+                                                        "stderr": ""}))
+
+    def argv(self):
+        return [cmd for cmd, _ in self.calls]
+
+
+@pytest.fixture
+def commands():
+    return FakeCommands()
+
+
+@pytest.fixture
+def configure_loader_modules(commands):
+    return {
+        xm: {
+            "__salt__": {"cmd.run_all": commands},
+            "__opts__": {"test": False},
+            "__pillar__": {},
+            "__context__": {},
+        }
+    }
+
+
+@pytest.fixture
+def installed():
+    tools = set()
+
+    def which(name):
+        return f"/usr/sbin/{name}" if name in tools else None
+
+    with patch("salt.utils.path.which", which):
+        yield tools
+
+
+def test_virtual_names_the_missing_binaries(installed):
+    assert xm.__virtual__() == (
+        False, "the xm module needs a Xen toolstack: neither xl nor xm is installed")
+    installed.add("xm")
+    assert xm.__virtual__() == "xm"
+
+
+def test_auto_takes_xl_and_its_probe_is_the_runs_listing(installed, commands):
+    installed.update({"xl", "xm"})
+    commands.answer("xl", "list", stdout=XL_LIST)
+    assert xm.toolstack() == "xl"
+    assert xm.state("nfsguest") == "blocked"
+    assert xm.state("other") == "absent"
+    assert set(xm.list_domains()) == {"Domain-0", "nfsguest"}
+    assert commands.argv() == [["xl", "list"]]
+
+
+def test_installed_but_not_answering_is_unusable_and_said_so(installed, commands):
+    installed.add("xl")
+    commands.answer("xl", "list", retcode=1, stderr=NO_HYPERVISOR)
+    with pytest.raises(CommandExecutionError) as info:
+        xm.toolstack()
+    assert str(info.value) == (
+        "No usable Xen toolstack: xl is installed but not answering: 'xl list' failed "
+        f"(exit 1): {NO_HYPERVISOR}"
+    )
+
+
+def test_auto_falls_back_to_xm_when_xl_does_not_answer(installed, commands):
+    installed.update({"xl", "xm"})
+    commands.answer("xl", "list", retcode=1, stderr=NO_HYPERVISOR)
+    commands.answer("xm", "list", stdout="Name ID Mem VCPUs State Time(s)\n"
+                                         "Domain-0 0 750 4 r----- 10.0\n")
+    assert xm.toolstack() == "xm"
+    assert xm.toolstack() == "xm"
+    assert commands.argv() == [["xl", "list"], ["xm", "list"]]
+
+
+@pytest.mark.parametrize(
+    ("opts", "pillar"),
+    [
+        ({"xen_nfsroot.toolstack": "xm"}, {}),
+        ({"xm.toolstack": "xm"}, {}),
+        ({"xen_nfsroot": {"toolstack": "xm"}}, {}),
+        ({}, {"xen_nfsroot": {"defaults": {"toolstack": "xm"}}}),
+    ],
+)
+def test_toolstack_override(installed, commands, opts, pillar):
+    installed.update({"xl", "xm"})
+    with patch.dict(xm.__opts__, opts), patch.dict(xm.__pillar__, pillar):
+        assert xm.toolstack() == "xm"
+    assert commands.argv() == [["xm", "list"]]
+
+
+def test_override_naming_a_missing_toolstack(installed):
+    installed.add("xl")
+    with patch.dict(xm.__opts__, {"xen_nfsroot.toolstack": "xm"}):
+        with pytest.raises(CommandExecutionError, match="xm is not installed"):
+            xm.toolstack()
+    with patch.dict(xm.__opts__, {"xen_nfsroot.toolstack": "xend"}):
+        with pytest.raises(SaltInvocationError,
+                           match="minion config xen_nfsroot.toolstack: 'xend' is not one of"):
+            xm.toolstack()
+
+
+def test_config_format_follows_the_installed_toolstack_without_a_hypervisor(installed,
+                                                                            commands):
+    installed.add("xl")
+    commands.answer("xl", "list", retcode=1, stderr=NO_HYPERVISOR)
+    text = xm.render_config("g", "/boot/vmlinuz", nfs_server="192.0.2.1", nfs_root="/xen")
+    assert 'extra = "ip=:192.0.2.1::::eth0:dhcp nfsroot=192.0.2.1:/xen,vers=3"' in text
+
+
+def test_a_boot_invalidates_that_guest_only(installed, commands, tmp_path):
+    installed.add("xl")
+    commands.answer("xl", "list", stdout=XL_LIST)
+    config = tmp_path / "g.cfg"
+    config.write_text('name = "g"\n')
+    assert xm.state("g") == "absent"
+    result = xm.create(str(config))
+    assert result == {"name": "g", "path": str(config), "toolstack": "xl", "output": ""}
+    assert xm.state("nfsguest") == "blocked"  # cached: not touched by the boot
+    assert commands.argv() == [["xl", "list"], ["xl", "create", str(config)]]
+    xm.state("g")  # the booted guest: listed again
+    assert commands.argv()[-1] == ["xl", "list"]
+    assert len(commands.argv()) == 3
+    xm.list_domains()  # fresh listing already: no more spawns
+    assert len(commands.argv()) == 3
+
+
+def test_create_takes_an_absolute_path_and_reports_the_tool_message(installed, commands,
+                                                                    tmp_path, monkeypatch):
+    installed.add("xl")
+    monkeypatch.chdir(tmp_path)
+    message = ('Parsing config from /x/g.cfg\nlibxl: error: libxl_create.c:705:'
+               'libxl__domain_make: Domain with name "g" already exists.')
+    commands.answer("xl", "create", retcode=3, stderr=message)
+    with pytest.raises(CommandExecutionError) as info:
+        xm.create("g.cfg")
+    assert commands.argv()[-1] == ["xl", "create", str(tmp_path / "g.cfg")]
+    assert str(info.value) == f"'xl create {tmp_path / 'g.cfg'}' failed (exit 3): {message}"
+
+
+def test_shutdown_timeout_is_reported_not_raised(installed, commands):
+    installed.add("xl")
+    commands.answer("xl", "shutdown", retcode=1,
+                    stdout="['xl', 'shutdown', '-w', 'g'] : Timed out after 5 seconds")
+    assert xm.shutdown("g", timeout=5) == {
+        "name": "g", "stopped": False, "timed_out": True, "output": "g was still up after 5 s"}
+    assert commands.calls[-1] == (["xl", "shutdown", "-w", "g"], 5)
+
+
+def test_shutdown_of_an_unknown_domain_raises(installed, commands):
+    installed.add("xl")
+    commands.answer("xl", "shutdown", retcode=1,
+                    stderr="g is an invalid domain identifier (rc=-6)")
+    with pytest.raises(CommandExecutionError, match=r"\(exit 1\): g is an invalid domain"):
+        xm.shutdown("g")
+
+
+def test_migrate_and_control_argv(installed, commands):
+    installed.add("xm")
+    assert xm.migrate("g", "dom0-b") is True
+    assert xm.migrate("g", "root@dom0-b", live=False) is True
+    assert xm.destroy("g") is True
+    assert xm.reboot("g") is True
+    assert commands.argv()[1:] == [
+        ["xm", "migrate", "--live", "g", "dom0-b"],
+        ["xm", "migrate", "g", "root@dom0-b"],
+        ["xm", "destroy", "g"],
+        ["xm", "reboot", "g"],
+    ]
+    with pytest.raises(SaltInvocationError, match="host: '-oProxyCommand=x'"):
+        xm.migrate("g", "-oProxyCommand=x")
+
+
+def test_names_are_checked_before_any_command(installed, commands):
+    installed.add("xl")
+    for bad in ("../etc/passwd", "a b", "-n", ".", ""):
+        with pytest.raises(SaltInvocationError, match="^name: "):
+            xm.destroy(bad)
+    assert commands.calls == []
+
+
+def test_config_path_stays_in_the_directory():
+    assert xm.config_path("XenGuest") == "/etc/xen/XenGuest.cfg"
+    assert xm.config_path("a..b", "/srv/xen/") == "/srv/xen/a..b.cfg"
+    with pytest.raises(SaltInvocationError, match="^name: '..'"):
+        xm.config_path("..")
+    with pytest.raises(SaltInvocationError, match="^config_dir: 'etc/xen'"):
+        xm.config_path("g", "etc/xen")
+
+
+def test_write_config_is_atomic_and_keeps_mode(tmp_path):
+    path = tmp_path / "xen" / "g.cfg"
+    assert xm.write_config(str(path), "a = 1\n") is True
+    assert path.read_text() == "a = 1\n"
+    os.chmod(path, 0o600)
+    assert xm.write_config(str(path), "a = 1\n") is False
+    assert xm.write_config(str(path), "a = 2\n") is True
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == ["g.cfg"]
+    assert xm.read_config(str(path)) == {"a": 2}
+    assert xm.remove_config(str(path)) is True
+    assert xm.remove_config(str(path)) is False
+
+
+def test_read_config_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.cfg"
+    path.write_text('name = "x"\nmemory = 256 * 2\n')
+    with pytest.raises(CommandExecutionError) as info:
+        xm.read_config(str(path))
+    assert f"{path}:2:" in str(info.value)
+
+
+def test_every_public_function_documents_a_cli_example():
+    public = [name for name in dir(xm) if not name.startswith("_") and callable(getattr(xm, name))
+              and getattr(getattr(xm, name), "__module__", None) == xm.__name__
+              and not isinstance(getattr(xm, name), type)]
+    assert "render_config" in public
+    for name in public:
+        assert "CLI Example:" in (getattr(xm, name).__doc__ or ""), name
