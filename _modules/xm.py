@@ -150,7 +150,8 @@ def _parse_brief_list(text, toolstack):
                 "id": int(domid) if domid else None,
                 "memory_mb": int(memory),
                 "vcpus": int(vcpus),
-                "state": state_from_flags(flags, toolstack),
+                # A managed xm domain without an id is defined but not running.
+                "state": state_from_flags(flags, toolstack) if domid else "shutdown",
                 "flags": flags,
                 "time_s": float(cpu_time),
             }
@@ -181,7 +182,8 @@ def parse_xm_list(text):
     """Parse ``xm list`` output into ``{name: {id, memory_mb, vcpus, state, flags, time_s}}``.
 
     Rows are ``"%(name)-40s %(domid)5s %(mem)5d %(vcpus)5d %(state)10s
-    %(cpu_time)8.1f"``; an inactive managed domain has no id (``None``).
+    %(cpu_time)8.1f"``; an inactive managed domain has no id (``None``) and
+    the state ``shutdown``.
 
     CLI Example:
 

@@ -1,7 +1,13 @@
 """The xm execution module through the real Salt loader, against the xl/xm test double."""
 
+import json
+import os
+import subprocess
+
 import pytest
 from salt.exceptions import CommandExecutionError
+
+from tests.conftest import SPECIMENS_DIR
 
 # The double's fixtures (xen_double, make_xen_double, xen_loaders).
 pytest_plugins = ["tests.xen_double"]
@@ -128,3 +134,73 @@ def test_migrate_moves_the_guest_to_the_other_dom0(xm, make_xen_double, kernel, 
     assert sender.domains() == {}
     with pytest.raises(CommandExecutionError, match="Could not resolve hostname elsewhere"):
         xm.migrate("Domain-0", "elsewhere")
+
+
+# --- the double itself, against the specimens and REFERENCE's messages -------------------
+
+
+def run(double, *argv):
+    return subprocess.run(list(argv), env={**os.environ, **double.env}, capture_output=True,
+                          text=True, check=False)
+
+
+def key_paths(value, prefix=""):
+    if isinstance(value, dict):
+        return {p for k, v in value.items() for p in key_paths(v, f"{prefix}/{k}")} | {prefix}
+    if isinstance(value, list):
+        return {p for v in value for p in key_paths(v, f"{prefix}[]")} | {prefix}
+    return {prefix}
+
+
+def test_double_list_is_byte_for_byte_the_real_layout(make_xen_double):
+    double = make_xen_double("plain")
+    proc = run(double, "xl", "list")
+    assert proc.returncode == 0
+    assert proc.stdout == (SPECIMENS_DIR / "xl-list-dom0-only.txt").read_text()
+
+
+def test_double_list_long_has_the_specimens_shape(make_xen_double, kernel, tmp_path):
+    double = make_xen_double("long")
+    ramdisk = tmp_path / "initrd.img"
+    ramdisk.write_bytes(b"initrd")
+    config = tmp_path / "nfsguest.cfg"
+    config.write_text(f'name = "nfsguest"\ntype = "pv"\nkernel = "{kernel}"\n'
+                      f'ramdisk = "{ramdisk}"\nmemory = 256\nvif = [ "bridge=xenbr0" ]\n'
+                      'root = "/dev/nfs"\nextra = "boot=nfs"\non_crash = "preserve"\n')
+    proc = run(double, "xl", "create", str(config))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        0, "", f"Parsing config from {config}\n")
+    proc = run(double, "xl", "list", "-l")
+    ours = json.loads(proc.stdout)
+    real = json.loads((SPECIMENS_DIR / "xl-list-l.json").read_text())
+    assert key_paths(ours) == key_paths(real)
+    assert ours[0]["config"]["c_info"]["run_hotplug_scripts"] == "True"
+    assert ours[0]["config"]["b_info"]["cmdline"] == "root=/dev/nfs boot=nfs"
+    assert proc.stdout.startswith("[\n    {\n        \"domid\": 1,\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "settings", "code", "message"),
+    [
+        (["xl", "list", "ghost"], {}, 1, "ghost is an invalid domain identifier (rc=-6)\n"),
+        (["xl", "destroy", "ghost"], {}, 1, "ghost is an invalid domain identifier (rc=-6)\n"),
+        (["xl", "create", "-n", "/etc/xen/x.cfg"], {"hypervisor": False}, 1,
+         "ERROR:  Can't find hypervisor information in sysfs!\n"),
+        (["xm", "list", "ghost"], {}, 1, "Error: Domain 'ghost' does not exist.\n"),
+        (["xm", "list"], {"xend": False}, 1,
+         "Error: Unable to connect to xend: No such file or directory. Is xend running?\n"),
+    ],
+)
+def test_double_messages_and_exit_codes(make_xen_double, argv, settings, code, message):  # noqa: PLR0917
+    double = make_xen_double("msg", toolstacks=("xl", "xm"), **settings)
+    proc = run(double, *argv)
+    assert (proc.returncode, proc.stderr) == (code, message)
+
+
+def test_double_xm_needs_both_nfs_keys(make_xen_double, kernel, tmp_path):
+    double = make_xen_double("xm-nfs", toolstacks=("xm",))
+    config = tmp_path / "g.cfg"
+    config.write_text(f'name = "g"\nkernel = "{kernel}"\nnfs_root = "/xen"\n')
+    proc = run(double, "xm", "create", str(config))
+    assert (proc.returncode, proc.stderr) == (1, "Error: Must set nfs root and nfs server\n")
+    assert double.domains() == {}

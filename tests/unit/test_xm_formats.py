@@ -97,6 +97,7 @@ def test_xm_list_from_the_real_format_strings():
     assert domains["XenGuest"]["time_s"] == 5.2
     assert domains["Crashed"]["state"] == "crashed"
     assert domains["Managed"]["id"] is None
+    assert domains["Managed"]["state"] == "shutdown"
 
 
 @pytest.mark.parametrize(
