@@ -1,8 +1,1649 @@
+"""
+NFS server exports: ``/etc/exports``, ``/etc/exports.d/*.exports`` and ``exportfs``.
+
+The exports(5) files are read into a lossless model: every byte the module
+does not edit is written back unchanged (comments, blank lines, tabs,
+continuation lines, quoting, a missing final newline, lines ``exportfs``
+itself rejects). Editing one export rewrites only that export's lines, adding
+one appends a line, removing one deletes only its lines. Writes are atomic
+(temporary file in the same directory, then rename), keep the file's mode and
+owner, and are serialised by an exclusive lock on the file's directory, under
+which the file is read again, so concurrent writers lose nothing.
+
+The tokenizer follows nfs-utils (``support/nfs/xio.c``, ``exports.c``):
+``#`` starts a comment only where a token could start, ``"`` toggles quoting
+inside a token, ``\\ooo`` octal escapes, a trailing ``\\`` continues the entry
+on the next line, ``-opts`` after the path sets defaults for the rest of the
+line, a client without ``(opts)`` gets the defaults, and ``(opts)`` with no
+client name (``host (rw)``: whitespace before ``(``) applies to the world.
+
+Options are compared as a normalised set (:func:`normalize_options`): their
+order and spelled-out defaults never cause a rewrite.
+
+Changes are applied with one ``exportfs -ra`` (:func:`reload` or
+:func:`apply_changes`); the process exit status is trusted, never the
+emptiness of stderr (``exportfs`` prints warnings when it succeeds).
+"""
+
+import bisect
+import contextlib
+import difflib
+import fcntl
+import ipaddress
+import logging
+import os
+import re
+import stat
+import tempfile
+
+import salt.utils.path
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "exportfs"
+
+__all__ = [
+    "list_configured",
+    "list_active",
+    "add",
+    "remove",
+    "reload",
+    "apply_changes",
+    "unexport",
+    "validate",
+    "normalize_options",
+    "list_exports",
+    "add_export",
+    "del_export",
+    "reload_exports",
+]
+
+DEFAULT_EXPORTS = "/etc/exports"
+EXPORTS_D = "/etc/exports.d"
+DROP_IN_SUFFIX = ".exports"
+
+# __context__ keys: parsed files, the parsed ``exportfs -v`` listing, and the
+# files and exports changed in this run (for apply_changes and rollback).
+_CTX_FILES = "exportfs.files"
+_CTX_ACTIVE = "exportfs.active"
+_CTX_CHANGED = "exportfs.changed"
+
+_BLANKS = " \t"
+_SPACES = " \t\n\r\v\f"
+
+
 def __virtual__():
-    return "exportfs"
+    if salt.utils.path.which("exportfs"):
+        return __virtualname__
+    return (
+        False,
+        "The exportfs execution module cannot be loaded: the exportfs binary "
+        "(package nfs-kernel-server or nfs-utils) is not in the path",
+    )
+
+
+# ---------------------------------------------------------------------------
+# Export options: the exports(5) keywords of nfs-utils 2.6 and their meaning
+# ---------------------------------------------------------------------------
+
+# option -> (setting, canonical value); aliases map to the same value.
+_FLAG_OPTIONS = {
+    "ro": ("access", "ro"),
+    "rw": ("access", "rw"),
+    "sync": ("sync", "sync"),
+    "async": ("sync", "async"),
+    "secure": ("secure", "secure"),
+    "insecure": ("secure", "insecure"),
+    "wdelay": ("wdelay", "wdelay"),
+    "no_wdelay": ("wdelay", "no_wdelay"),
+    "hide": ("hide", "hide"),
+    "nohide": ("hide", "nohide"),
+    "crossmnt": ("crossmnt", "crossmnt"),
+    "nocrossmnt": ("crossmnt", "nocrossmnt"),
+    "root_squash": ("root_squash", "root_squash"),
+    "no_root_squash": ("root_squash", "no_root_squash"),
+    "all_squash": ("all_squash", "all_squash"),
+    "no_all_squash": ("all_squash", "no_all_squash"),
+    "subtree_check": ("subtree_check", "subtree_check"),
+    "no_subtree_check": ("subtree_check", "no_subtree_check"),
+    "secure_locks": ("locks", "secure_locks"),
+    "auth_nlm": ("locks", "secure_locks"),
+    "insecure_locks": ("locks", "insecure_locks"),
+    "no_auth_nlm": ("locks", "insecure_locks"),
+    "acl": ("acl", "acl"),
+    "no_acl": ("acl", "no_acl"),
+    "pnfs": ("pnfs", "pnfs"),
+    "no_pnfs": ("pnfs", "no_pnfs"),
+    "nordirplus": ("nordirplus", "nordirplus"),
+    "security_label": ("security_label", "security_label"),
+    "mountpoint": ("mountpoint", "mountpoint"),
+    "mp": ("mountpoint", "mountpoint"),
+}
+_VALUE_OPTIONS = (
+    "anonuid",
+    "anongid",
+    "fsid",
+    "sec",
+    "refer",
+    "replicas",
+    "mountpoint",
+    "mp",
+    "squash_uids",
+    "squash_gids",
+)
+# What exportfs assumes when an option is not given (nfs-utils >= 1.1:
+# no_subtree_check is the default).
+_DEFAULTS = {
+    "access": "ro",
+    "sync": "sync",
+    "secure": "secure",
+    "wdelay": "wdelay",
+    "hide": "hide",
+    "crossmnt": "nocrossmnt",
+    "root_squash": "root_squash",
+    "all_squash": "no_all_squash",
+    "subtree_check": "no_subtree_check",
+    "locks": "secure_locks",
+    "acl": "acl",
+    "pnfs": "no_pnfs",
+    "nordirplus": None,
+    "security_label": None,
+    "mountpoint": None,
+    "anonuid": "anonuid=65534",
+    "anongid": "anongid=65534",
+    "fsid": None,
+    "fsloc": None,
+    "squash_uids": None,
+    "squash_gids": None,
+}
+# ``exportfs -v`` prints no_subtree_check when set and nothing otherwise.
+_LISTING_DEFAULTS = dict(_DEFAULTS, subtree_check="subtree_check")
+# Choices always kept in the normalised form, default or not, so that it
+# reads as a full statement of access: ro|rw, sync|async, (no_)root_squash.
+_EXPLICIT = ("access", "sync", "root_squash")
+# Settings that may differ per security flavour (sec=a:b,<flags>,sec=c,...).
+_SECINFO = ("access", "secure", "root_squash", "all_squash")
+_FLAVOURS = {
+    "krb5": "krb5",
+    "krb5i": "krb5i",
+    "krb5p": "krb5p",
+    "sys": "sys",
+    "unix": "sys",
+    "none": "none",
+    "null": "none",
+}
+_KNOWN_OPTION_NAMES = sorted(set(_FLAG_OPTIONS) | {name + "=" for name in _VALUE_OPTIONS})
+
+
+def _split_options(text):
+    """Split an exports(5) option list the way nfs-utils' parseopts does."""
+    pieces = text.split(",")
+    if pieces and pieces[-1].strip(_BLANKS) == "":
+        pieces.pop()
+    options = []
+    for piece in pieces:
+        option = piece.lstrip(_BLANKS)
+        # squash_uids=0-15,20 continues over the following numeric items
+        if options and re.fullmatch(r"\d+(-\d+)?", option) and options[-1].startswith(
+            ("squash_uids=", "squash_gids=")
+        ):
+            options[-1] += "," + option
+            continue
+        options.append(option)
+    return options
+
+
+def _uuid_fsid(value):
+    return sum(char in "0123456789abcdefABCDEF" for char in value) == 32
+
+
+def _fsid_number(value):
+    """fsid=VALUE as strtoul(VALUE, 0) reads it, or None when it is not a number."""
+    if re.fullmatch(r"0[xX][0-9a-fA-F]+", value):
+        return int(value, 16)
+    if re.fullmatch(r"0[0-7]*", value):
+        return int(value, 8)
+    if re.fullmatch(r"[1-9][0-9]*", value):
+        return int(value)
+    return None
+
+
+def _option_problem(option):
+    """Why exportfs would reject one option, or None when it accepts it."""
+    if option in _FLAG_OPTIONS:
+        return None
+    name, equals, value = option.partition("=")
+    if not equals or name not in _VALUE_OPTIONS:
+        close = difflib.get_close_matches(option, _KNOWN_OPTION_NAMES, n=1, cutoff=0.7)
+        hint = f" (did you mean '{close[0].rstrip('=')}'?)" if close else ""
+        return f"unknown export option '{option}'{hint}"
+    if name in ("anonuid", "anongid"):
+        if not re.fullmatch(r"[+-]?\d+", value) or not -(2**31) <= int(value) < 2**31:
+            return f"bad {name} '{option}': expected an integer uid/gid"
+    elif name == "fsid":
+        number = _fsid_number(value)
+        if number is None and value != "root" and not (
+            re.fullmatch(r"[0-9a-fA-F-]+", value) and _uuid_fsid(value)
+        ):
+            return (
+                f"bad fsid '{option}': expected 'root', a number or a UUID "
+                "(32 hexadecimal digits)"
+            )
+        if number is not None and number >= 2**32:
+            return f"bad fsid '{option}': the number must be below 2**32"
+    elif name == "sec":
+        for flavour in value.split(":"):
+            if flavour not in _FLAVOURS:
+                return (
+                    f"unknown security flavour '{flavour}' in '{option}' "
+                    f"(known: {', '.join(sorted(_FLAVOURS))})"
+                )
+    elif name in ("squash_uids", "squash_gids"):
+        if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", value):
+            return f"bad {name} '{option}': expected a list of ids or id ranges"
+    elif name in ("mountpoint", "mp"):
+        if not value.startswith("/"):
+            return f"bad {name} '{option}': expected an absolute path"
+    elif not value:
+        return f"bad option '{option}': {name}= needs a value"
+    return None
+
+
+def _evaluate(options, defaults=None):
+    """What exportfs makes of an option list, as (settings, flavours, unknown).
+
+    Mirrors nfs-utils parseopts(): later options win; ``sec=`` starts a
+    group whose access and squash flags apply to those flavours only.
+    """
+    settings = dict(defaults or _DEFAULTS)
+    flavours = []  # [name, {secinfo setting: value}] in the order given
+    active = []
+    unknown = set()
+    for option in options:
+        if option in _FLAG_OPTIONS:
+            setting, value = _FLAG_OPTIONS[option]
+            settings[setting] = value
+            if setting in _SECINFO:
+                for index in active:
+                    flavours[index][1][setting] = value
+            continue
+        name, _, value = option.partition("=")
+        if _option_problem(option):
+            unknown.add(option)
+        elif name == "sec":
+            active = []
+            for spelling in value.split(":"):
+                flavour = _FLAVOURS[spelling]
+                names = [entry[0] for entry in flavours]
+                if flavour not in names:
+                    flavours.append([flavour, {key: settings[key] for key in _SECINFO}])
+                    names.append(flavour)
+                active.append(names.index(flavour))
+        elif name in ("anonuid", "anongid"):
+            settings[name] = f"{name}={int(value)}"
+        elif name == "fsid":
+            number = 0 if value == "root" else _fsid_number(value)
+            settings["fsid"] = f"fsid={value.lower() if number is None else number}"
+        elif name in ("mountpoint", "mp"):
+            settings["mountpoint"] = f"mountpoint={value}"
+        elif name in ("refer", "replicas"):
+            settings["fsloc"] = option
+        else:  # squash_uids, squash_gids
+            settings[name] = option
+    return settings, flavours, unknown
+
+
+def _option_tokens(options, start=None, ignore=()):
+    """The normalised set of an option list (see :func:`normalize_options`).
+
+    start: the settings before the first option (exportfs's defaults, or
+    _LISTING_DEFAULTS for ``exportfs -v`` output); ignore: settings left out.
+    """
+    settings, flavours, unknown = _evaluate(options, start)
+    tokens = set(unknown)
+    for setting, value in settings.items():
+        if setting in ignore or value is None:
+            continue
+        if setting in _EXPLICIT or value != _DEFAULTS[setting]:
+            tokens.add(value)
+    if [entry[0] for entry in flavours] not in ([], ["sys"]):
+        tokens.add("sec=" + ":".join(entry[0] for entry in flavours))
+        for flavour, flags in flavours:
+            tokens.update(
+                f"{flavour}:{value}" for setting, value in flags.items() if setting not in ignore
+            )
+    return frozenset(tokens)
+
+
+def normalize_options(options):
+    """
+    Return an export option list as its normalised, sorted set.
+
+    Order does not matter, aliases are folded (``auth_nlm`` =
+    ``secure_locks``, ``mp`` = ``mountpoint``, ``fsid=root`` = ``fsid=0``,
+    ``sec=unix`` = ``sec=sys``), later options override earlier ones, and
+    options equal to exportfs's defaults are dropped (``wdelay``, ``hide``,
+    ``nocrossmnt``, ``secure``, ``no_all_squash``, ``no_subtree_check``,
+    ``secure_locks``, ``acl``, ``no_pnfs``, ``anonuid=65534``,
+    ``anongid=65534``, ``sec=sys``), except the three explicit choices that
+    are always present: ``ro``/``rw``, ``sync``/``async`` and
+    ``root_squash``/``no_root_squash``. No options at all gives
+    ``['ro', 'root_squash', 'sync']``.
+
+    options
+        A list of options or a comma-separated string. Unknown options raise
+        an error naming them.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' exportfs.normalize_options rw,no_root_squash,async,no_subtree_check
+    """
+    cleaned = _check_options("options", options, conflicts=False)
+    return sorted(_option_tokens(cleaned))
+
+
+# ---------------------------------------------------------------------------
+# Validation of paths, clients and options, with errors naming the field
+# ---------------------------------------------------------------------------
+
+_HOSTNAME_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+_WILDCARD = re.compile(r"[A-Za-z0-9_.*?\[\]!^-]+")
+_NETGROUP = re.compile(r"@[A-Za-z0-9_.+-]+")
+_GSS = re.compile(r"gss/[a-z0-9]+")
+
+
+def _check_path(path, field="name"):
+    if not isinstance(path, str):
+        raise SaltInvocationError(
+            f"{field}: expected an absolute path string, got {type(path).__name__} {path!r}"
+        )
+    if "\n" in path or "\0" in path or "\r" in path:
+        raise SaltInvocationError(
+            f"{field}: {path!r} contains a newline or NUL character, which exports(5) "
+            "cannot hold"
+        )
+    if not path.startswith("/"):
+        raise SaltInvocationError(f"{field}: {path!r} is not an absolute path")
+    return path
+
+
+def _host_problem(host):
+    """Why exportfs would not understand one client name, or None."""
+    if host == "*":
+        return None
+    if not host.isascii() or not host.isprintable():
+        return "contains non-ASCII or control characters"
+    for char in "\"#\\'":
+        if char in host:
+            return f"contains {char!r}"
+    if host.startswith("@"):
+        return None if _NETGROUP.fullmatch(host) else "is not a valid @netgroup name"
+    if host.startswith("gss/"):
+        return None if _GSS.fullmatch(host) else "is not a valid gss/<flavour> client"
+    if "/" in host:
+        address, _, mask = host.partition("/")
+        try:
+            network = ipaddress.ip_address(address)
+        except ValueError:
+            return f"network address {address!r} is not an IPv4 or IPv6 address"
+        if network.version == 6:
+            if not mask.isdigit() or int(mask) > 128:
+                return f"IPv6 prefix length {mask!r} must be a number from 0 to 128"
+            return None
+        if mask.isdigit():
+            return None if int(mask) <= 32 else f"prefix length {mask!r} must be 0 to 32"
+        try:
+            ipaddress.IPv4Address(mask)
+        except ValueError:
+            return f"netmask {mask!r} is neither a prefix length nor a dotted netmask"
+        return None
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return "is not a valid IPv6 address"
+        return None
+    if any(char in host for char in "*?["):
+        if not _WILDCARD.fullmatch(host) or host.count("[") != host.count("]"):
+            return "is not a valid wildcard host pattern (characters: letters, digits, . - * ? [ ])"
+        return None
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return "is not a valid IPv4 address"
+        return None
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253 or not all(_HOSTNAME_LABEL.fullmatch(label) for label in name.split(".")):
+        return "is not a valid host name, address, network, wildcard or @netgroup"
+    return None
+
+
+def _split_hosts(field, hosts):
+    """One client string (or list of strings) as a list of client names."""
+    if isinstance(hosts, (list, tuple)):
+        names = []
+        for index, item in enumerate(hosts):
+            names.extend(_split_hosts(f"{field}[{index}]", item))
+        if not names:
+            raise SaltInvocationError(f"{field}: the list of hosts is empty")
+        return names
+    if not isinstance(hosts, str):
+        raise SaltInvocationError(
+            f"{field}: expected a host string, got {type(hosts).__name__} {hosts!r}"
+        )
+    if hosts.strip() == "":
+        raise SaltInvocationError(f"{field}: the host is empty (use '*' for every host)")
+    if "(" in hosts or ")" in hosts:
+        if re.search(r"\s\(", hosts):
+            raise SaltInvocationError(
+                f"{field}: {hosts!r} has whitespace before '(': exportfs would give those "
+                "options to the world and the default options to the host; give the host "
+                "alone and its options in 'options'"
+            )
+        raise SaltInvocationError(
+            f"{field}: {hosts!r} contains '(' or ')': give the host alone and its options "
+            "in 'options'"
+        )
+    if re.search(r"\s", hosts.strip()):
+        raise SaltInvocationError(
+            f"{field}: {hosts!r} contains whitespace: give one client per entry (a list)"
+        )
+    names = []
+    # "a,b" (Salt 3007's documented form) means two clients with these options.
+    for name in hosts.strip().split(","):
+        problem = _host_problem(name) if name else "is empty"
+        if problem:
+            value = name if name == hosts.strip() else f"{name}' in '{hosts}"
+            raise SaltInvocationError(f"{field}: '{value}' {problem}")
+        names.append(name)
+    return names
+
+
+def _check_options(field, options, conflicts=True):
+    """Validated option list (strings) from a list or a comma-separated string.
+
+    With conflicts, contradicting options in one sec= group (rw and ro...)
+    are refused: exportfs would silently keep the last one.
+    """
+    if options is None:
+        return []
+    if isinstance(options, str):
+        items = [(field, piece) for piece in _split_options(options)]
+    elif isinstance(options, (list, tuple)):
+        items = []
+        for index, item in enumerate(options):
+            if not isinstance(item, str):
+                raise SaltInvocationError(
+                    f"{field}[{index}]: expected an option string, got "
+                    f"{type(item).__name__} {item!r}"
+                )
+            items.extend((f"{field}[{index}]", piece) for piece in _split_options(item))
+    else:
+        raise SaltInvocationError(
+            f"{field}: expected a list of options, got {type(options).__name__} {options!r}"
+        )
+    cleaned = []
+    seen = {}  # setting -> option, within one sec= group
+    for item_field, piece in items:
+        option = piece.strip()
+        if not option:
+            raise SaltInvocationError(f"{item_field}: empty option in {options!r}")
+        if any(char in option for char in _SPACES + "()\"#"):
+            raise SaltInvocationError(
+                f"{item_field}: option {option!r} contains whitespace, a parenthesis, a quote "
+                "or '#'"
+            )
+        problem = _option_problem(option)
+        if problem:
+            raise SaltInvocationError(f"{item_field}: {problem}")
+        if option.startswith("sec="):
+            seen = {}
+        elif conflicts and option in _FLAG_OPTIONS:
+            setting, value = _FLAG_OPTIONS[option]
+            earlier = seen.get(setting)
+            if earlier is not None and _FLAG_OPTIONS[earlier][1] != value:
+                raise SaltInvocationError(
+                    f"{item_field}: conflicting options '{earlier}' and '{option}'"
+                )
+            seen[setting] = option
+        cleaned.append(option)
+    return cleaned
+
+
+def _is_open_to_everyone(host):
+    if host in ("*", ""):
+        return True
+    if any(char in host for char in "*?["):
+        return True
+    if "/" in host:
+        address, _, mask = host.partition("/")
+        with contextlib.suppress(ValueError):
+            return ipaddress.ip_network(f"{address}/{mask}", strict=False).prefixlen == 0
+    return False
+
+
+def _grants_root(options):
+    settings, flavours, _ = _evaluate(options)
+    return settings["root_squash"] == "no_root_squash" or any(
+        flags["root_squash"] == "no_root_squash" for _, flags in flavours
+    )
+
+
+def validate(path, clients=None, hosts=None, options=None, allow_world_root=False):
+    """
+    Check an export and return its clients in canonical form.
+
+    Nothing is written. Errors name the field and the value, e.g.
+    ``clients[0].options: unknown export option 'rwx' (did you mean 'rw'?)``.
+
+    path
+        The exported directory: an absolute path without newline or NUL.
+
+    clients
+        A list of ``{"hosts": HOST, "options": [OPTION, ...]}`` mappings (Salt
+        ``nfs_export`` form). HOST is a host name, IPv4/IPv6 address,
+        network (``addr/len``, ``addr/dotted.mask``), wildcard (``* ? [..]``),
+        ``@netgroup``, ``gss/krb5`` or ``*``; several comma-separated names
+        (or a list) give several clients with the same options. A host with
+        whitespace before ``(`` is refused: exportfs would export the options
+        to the world.
+
+    hosts, options
+        Short form for one client, instead of ``clients``.
+
+    allow_world_root
+        Allow ``no_root_squash`` for ``*``, wildcard or ``/0`` clients
+        (refused by default: every host would get root access).
+
+    Returns a list of ``{"hosts": HOST, "options": [OPTION, ...]}``, one
+    per client name, options as given (validated).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' exportfs.validate /xen hosts=192.0.2.10 options='[rw, no_root_squash, async]'
+    """
+    _check_path(path)
+    if clients is not None and clients != [] and hosts is not None:
+        raise SaltInvocationError("clients: give either 'clients' or 'hosts', not both")
+    if clients is None or clients == []:
+        if hosts is None or hosts == "":
+            raise SaltInvocationError("Either 'clients' or 'hosts' must be defined")
+        entries = [("", {"hosts": hosts, "options": options})]
+    else:
+        if not isinstance(clients, (list, tuple)):
+            raise SaltInvocationError(
+                "clients: expected a list of {hosts, options} mappings, got "
+                f"{type(clients).__name__} {clients!r}"
+            )
+        if options is not None:
+            raise SaltInvocationError(
+                "options: give options inside each client of 'clients', not beside it"
+            )
+        entries = []
+        for index, client in enumerate(clients):
+            field = f"clients[{index}]"
+            if not isinstance(client, dict):
+                raise SaltInvocationError(
+                    f"{field}: expected a mapping with 'hosts' and 'options', got "
+                    f"{type(client).__name__} {client!r}"
+                )
+            extra = sorted(set(client) - {"hosts", "options"}, key=str)
+            if extra:
+                raise SaltInvocationError(
+                    f"{field}: unknown key {extra[0]!r} (expected 'hosts' and 'options')"
+                )
+            if "hosts" not in client:
+                raise SaltInvocationError(f"{field}.hosts: missing")
+            entries.append((field + ".", client))
+    wanted = []
+    seen_hosts = {}
+    for prefix, client in entries:
+        names = _split_hosts(prefix + "hosts", client["hosts"])
+        cleaned = _check_options(prefix + "options", client.get("options"))
+        for name in names:
+            if name in seen_hosts:
+                raise SaltInvocationError(
+                    f"{prefix}hosts: '{name}' is listed twice (also in {seen_hosts[name]})"
+                )
+            seen_hosts[name] = prefix + "hosts"
+            if not allow_world_root and _is_open_to_everyone(name) and _grants_root(cleaned):
+                raise SaltInvocationError(
+                    f"{prefix}options: refusing to export {path} to '{name}' with "
+                    f"no_root_squash: every host matching '{name}' would get root access "
+                    "to the exported files; set allow_world_root=True if that is intended"
+                )
+            wanted.append({"hosts": name, "options": list(cleaned)})
+    return wanted
+
+
+def _check_exports_file(exports):
+    if exports is None:
+        return DEFAULT_EXPORTS
+    _check_path(exports, "exports")
+    directory, name = os.path.split(os.path.normpath(exports))
+    if os.path.normpath(directory) == EXPORTS_D and (
+        not name.endswith(DROP_IN_SUFFIX) or name.startswith(".")
+    ):
+        raise SaltInvocationError(
+            f"exports: {exports!r} would be ignored by exportfs: files in {EXPORTS_D} must "
+            f"end in '{DROP_IN_SUFFIX}' and not start with '.'"
+        )
+    return os.path.normpath(exports)
+
+
+# ---------------------------------------------------------------------------
+# The exports(5) model: tokenizer, parser, renderer (pure, no Salt needed)
+# ---------------------------------------------------------------------------
+
+
+class _Token:
+    """A token of an exports file: its value and its span in the text."""
+
+    __slots__ = ("start", "end", "value")
+
+    def __init__(self, start, end, value):
+        self.start = start
+        self.end = end
+        self.value = value
+
+
+class _Scanner:
+    """exports(5) tokenizer, faithful to nfs-utils' xio.c and exports.c."""
+
+    def __init__(self, text):
+        self.text = text
+        self.open_end = False  # the text ends with a live line continuation
+        self.open_quote = None  # offset of a '"' left open at the end
+
+    def _continuation(self, pos):
+        """Offset after a line continuation at pos, or None if there is none."""
+        text = self.text
+        if text.startswith("\\\n", pos):
+            pos += 2
+            while pos < len(text) and text[pos] in _BLANKS:
+                pos += 1
+            if pos >= len(text):
+                self.open_end = True
+            return pos
+        return None
+
+    def skip(self, pos, chars):
+        """Skip chars, comments and continuations; return the next offset."""
+        text = self.text
+        while pos < len(text):
+            after = self._continuation(pos)
+            if after is not None:
+                pos = after
+                continue
+            char = text[pos]
+            if char == "#":
+                newline = text.find("\n", pos)
+                if newline < 0:
+                    return len(text)
+                pos, char = newline, "\n"
+            if char not in chars:
+                return pos
+            pos += 1
+        return pos
+
+    def token(self, pos):
+        """Read one token at pos: (token, next offset)."""
+        text = self.text
+        value = bytearray()
+        quoted = None
+        start = end = pos
+        while pos < len(text):
+            after = self._continuation(pos)
+            if after is not None:
+                char, pos = " ", after
+            else:
+                char = text[pos]
+                pos += 1
+            if char == '"':
+                quoted = None if quoted is not None else pos - 1
+                end = pos
+                continue
+            if quoted is None and char in _SPACES:
+                if char == "\n":
+                    pos -= 1  # the newline ends the entry: leave it
+                break
+            value += char.encode("utf-8", "surrogateescape")
+            end = pos
+            tail = value[-4:]
+            if len(tail) == 4 and tail[0] == 0x5C and all(0x30 <= b <= 0x37 for b in tail[1:]):
+                del value[-4:]
+                value.append(int(tail[1:], 8))
+        if quoted is not None:
+            self.open_quote = quoted
+        return _Token(start, end, value.decode("utf-8", "surrogateescape")), pos
+
+    def entries(self):
+        """Yield (path token, [client tokens], end offset) for each entry."""
+        text = self.text
+        pos = 0
+        while True:
+            pos = self.skip(pos, " \t\n")
+            if pos >= len(text):
+                return
+            path, pos = self.token(pos)
+            tokens = []
+            while self.open_quote is None:
+                pos = self.skip(pos, _BLANKS)
+                if pos >= len(text) or text[pos] == "\n":
+                    break
+                token, pos = self.token(pos)
+                if token.end > token.start:
+                    tokens.append(token)
+            if path.value:
+                yield path, tokens, pos
+
+
+def _path_key(path):
+    """Paths naming the same directory compare equal (/srv/x/ == /srv/x)."""
+    return os.path.normpath(path) if path.startswith("/") else path
+
+
+def _parse_client(value):
+    """A client token: (hosts, options or None, problem or None)."""
+    host, paren, rest = value.partition("(")
+    if not paren:
+        return host, None, None
+    if not rest.endswith(")") or ")" in rest[:-1]:
+        return host or "*", [], f"bad option list in '{value}': exportfs rejects this line"
+    problem = None
+    if not host:
+        host = "*"
+        problem = (
+            f"'{value}' has no client name: exportfs applies these options to the world "
+            "(whitespace before '('?)"
+        )
+    return host, _split_options(rest[:-1]), problem
+
+
+class _Entry:
+    """One export line (path, optional -defaults, clients) and its text."""
+
+    def __init__(self, text, path, tokens, offset):
+        # offset: of the entry's first line in the parsed text
+        self.text = text  # the entry's whole lines, newline included
+        self.path = path.value
+        self.key = _path_key(path.value)
+        self.path_end = path.end - offset
+        # where the first token after the path starts, and where the last ends
+        self.after_path = tokens[0].start - offset if tokens else None
+        self.tail = (tokens[-1].end if tokens else path.end) - offset
+        self.defaults = []
+        self.clients = []  # [(hosts, options list or None, problem, offset)]
+        if tokens and tokens[0].value.startswith("-"):
+            self.defaults = _split_options(tokens[0].value[1:])
+            tokens = tokens[1:]
+        for token in tokens:
+            hosts, options, problem = _parse_client(token.value)
+            self.clients.append((hosts, options, problem, token.start - offset))
+        if not tokens:
+            problem = "no client given: exportfs exports this path to the world"
+            self.clients.append(("*", None, problem, path.start - offset))
+
+    def effective(self):
+        """[(hosts, options as exportfs applies them, problem, offset)]."""
+        return [
+            (hosts, self.defaults + (options or []), problem, where)
+            for hosts, options, problem, where in self.clients
+        ]
+
+    def signature(self):
+        return sorted(
+            (hosts, _option_tokens(options)) for hosts, options, _, _ in self.effective()
+        )
+
+
+def _render_path(path):
+    """A path as exports(5) text: octal escapes like exportfs writes them."""
+    out = []
+    for byte in path.encode("utf-8", "surrogateescape"):
+        char = chr(byte)
+        if byte < 0x21 or byte == 0x7F or char in '"\\#':
+            out.append(f"\\{byte:03o}")
+        else:
+            out.append(char)
+    return "".join(out).encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def _render_clients(clients):
+    """Clients ({hosts, options}) as exports(5) text: ``host(opt,opt) ...``."""
+    return " ".join(
+        f"{client['hosts']}({','.join(client.get('options') or [])})" for client in clients
+    )
+
+
+class ExportsFile:
+    """A lossless exports(5) file: parse, edit one export, render.
+
+    ``ExportsFile.parse(text).render() == text`` for every text. The file is
+    a list of chunks in order: entries (an export's complete lines) and the
+    text between them (comments, blank lines), kept verbatim.
+    """
+
+    def __init__(self, chunks, open_quote=None):
+        self.chunks = chunks  # _Entry or str
+        self.open_quote = open_quote
+        self._index = None
+
+    @classmethod
+    def parse(cls, text):
+        """Parse exports(5) text into a model that renders it back unchanged."""
+        scanner = _Scanner(text)
+        line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        chunks = []
+        done = 0
+        for path, tokens, end in scanner.entries():
+            first = line_starts[bisect.bisect_right(line_starts, path.start) - 1]
+            last = text.find("\n", end)
+            last = len(text) if last < 0 else last + 1
+            if first > done:
+                chunks.append(text[done:first])
+            chunks.append(_Entry(text[first:last], path, tokens, first))
+            done = last
+        if done < len(text):
+            chunks.append(text[done:])
+        return cls(chunks, scanner.open_quote)
+
+    def render(self):
+        """The file's text."""
+        return "".join(self._text(chunk) for chunk in self.chunks)
+
+    def _entries(self, key):
+        if self._index is None:
+            self._index = {}
+            for chunk in self.chunks:
+                if isinstance(chunk, _Entry):
+                    self._index.setdefault(chunk.key, []).append(chunk)
+        return self._index.get(key, [])
+
+    def exports(self):
+        """Yield (path, hosts, options, problem, line) for each client, in file order."""
+        line = 1
+        for chunk in self.chunks:
+            if isinstance(chunk, _Entry):
+                for hosts, options, problem, where in chunk.effective():
+                    here = line + chunk.text.count("\n", 0, where)
+                    yield chunk.path, hosts, options, problem, here
+                line += chunk.text.count("\n")
+            else:
+                line += chunk.count("\n")
+
+    def clients(self, path):
+        """The clients of path ({hosts, options}), or None when not exported."""
+        entries = self._entries(_path_key(path))
+        if not entries:
+            return None
+        return [
+            {"hosts": hosts, "options": options}
+            for entry in entries
+            for hosts, options, _, _ in entry.effective()
+        ]
+
+    def differs(self, path, clients):
+        """True when path is not exported to exactly clients (options normalised)."""
+        entries = self._entries(_path_key(path))
+        wanted = sorted((c["hosts"], _option_tokens(c.get("options") or [])) for c in clients)
+        return not entries or sorted(sum((e.signature() for e in entries), [])) != wanted
+
+    def set_export(self, path, clients):
+        """Make path exported to exactly clients; return True if the text changed.
+
+        The first line of path is rewritten in place (its path spelling,
+        indentation and trailing comment kept, a ``-defaults`` token
+        dropped); other lines of path in this file are deleted; a new path is
+        appended on a line of its own.
+        """
+        if not self.differs(path, clients):
+            return False
+        entries = self._entries(_path_key(path))
+        rendered = _render_clients(clients)
+        if not entries:
+            self._append(f"{_render_path(path)} {rendered}\n")
+            return True
+        first = entries[0]
+        text = first.text
+        if first.after_path is not None and "\n" not in text[: first.after_path]:
+            prefix = text[: first.after_path]
+        else:
+            prefix = text[: first.path_end] + " "
+        new_text = prefix + rendered + text[first.tail :]
+        self._replace(first, new_text)
+        for entry in entries[1:]:
+            self.chunks.remove(entry)
+        self._index = None
+        return True
+
+    def remove_export(self, path):
+        """Delete every line exporting path; return True if the text changed."""
+        entries = self._entries(_path_key(path))
+        for entry in entries:
+            self.chunks.remove(entry)
+        self._index = None
+        return bool(entries)
+
+    def _replace(self, entry, new_text):
+        parsed = ExportsFile.parse(new_text).chunks
+        replacement = [chunk for chunk in parsed if isinstance(chunk, _Entry)]
+        if len(replacement) != 1 or replacement[0].key != entry.key:
+            raise CommandExecutionError(f"internal error: cannot rewrite {entry.text!r}")
+        self.chunks[self.chunks.index(entry)] = replacement[0]
+
+    def _append(self, line):
+        if self.open_quote is not None:
+            raise CommandExecutionError(
+                "the file ends inside a '\"' quote opened at offset "
+                f"{self.open_quote}: a line added at its end would be swallowed; fix the "
+                "quoting first"
+            )
+        last = next((chunk for chunk in reversed(self.chunks) if self._text(chunk)), None)
+        if last is not None:
+            # Chunks start at line boundaries between entries: the last one
+            # alone tells whether the file ends in a live continuation.
+            text = self._text(last)
+            if not text.endswith("\n"):
+                self.chunks.append("\n")
+                text += "\n"
+            scanner = _Scanner(text)
+            for _ in scanner.entries():
+                pass
+            if scanner.open_end:  # a trailing '\' would join the new line to the last one
+                self.chunks.append("\n")
+        self.chunks.extend(ExportsFile.parse(line).chunks)
+        self._index = None
+
+    @staticmethod
+    def _text(chunk):
+        return chunk if isinstance(chunk, str) else chunk.text
+
+
+# ---------------------------------------------------------------------------
+# ``exportfs -v`` listing (pure)
+# ---------------------------------------------------------------------------
+
+
+def _parse_listing(text):
+    """Parse ``exportfs -v`` output: {path: [{hosts, options}]} in output order.
+
+    Two layouts: ``PATH<pad to 14>\\tCLIENT(opts)`` and, for paths longer
+    than 14 characters, ``PATH\\n\\t\\tCLIENT(opts)``; ``<world>`` is ``*``.
+    """
+    listing = {}
+    path = None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line.startswith("\t"):
+            client = line.lstrip("\t")
+        elif "\t" in line:
+            path, _, client = line.rpartition("\t")
+            if len(path) == 14:
+                path = path.rstrip(" ")
+        else:
+            path, client = line, None
+        if client is None:
+            continue
+        if path is None:
+            raise CommandExecutionError(f"cannot parse exportfs -v output line {line!r}")
+        host, _, rest = client.rstrip().partition("(")
+        options = rest[:-1].split(",") if rest.endswith(")") else []
+        host = "*" if host in ("<world>", "") else host
+        listing.setdefault(path, []).append(
+            {"hosts": host, "options": [option for option in options if option]}
+        )
+    return listing
+
+
+# ---------------------------------------------------------------------------
+# Files on disk: cache, lock, atomic write
+# ---------------------------------------------------------------------------
+
+
+def _version_key(name):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _default_files():
+    files = [DEFAULT_EXPORTS]
+    with contextlib.suppress(OSError):
+        names = [
+            name
+            for name in os.listdir(EXPORTS_D)
+            if name.endswith(DROP_IN_SUFFIX)
+            and not name.startswith(".")
+            and os.path.isfile(os.path.join(EXPORTS_D, name))
+        ]
+        files += [os.path.join(EXPORTS_D, name) for name in sorted(names, key=_version_key)]
+    return files
+
+
+def _read(filename):
+    """(model, signature) of a file read now; a missing file is empty."""
+    try:
+        with open(filename, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            data = handle.read()
+    except FileNotFoundError:
+        return ExportsFile.parse(""), None
+    except OSError as err:
+        raise CommandExecutionError(f"cannot read {filename}: {err}") from err
+    signature = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    return ExportsFile.parse(data.decode("utf-8", "surrogateescape")), signature
+
+
+def _signature(filename):
+    try:
+        info = os.stat(filename)
+    except FileNotFoundError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _load(filename):
+    """The parsed file, from __context__ when the file has not changed."""
+    cache = __context__.setdefault(_CTX_FILES, {})
+    cached = cache.get(filename)
+    if cached is not None and cached[1] == _signature(filename):
+        return cached[0]
+    model, signature = _read(filename)
+    cache[filename] = (model, signature)
+    return model
+
+
+@contextlib.contextmanager
+def _locked(directory):
+    """Exclusive lock shared by every writer of the files in directory."""
+    try:
+        handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as err:
+        raise CommandExecutionError(f"cannot lock {directory}: {err}") from err
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
+
+
+def _write_atomic(filename, data):
+    """Replace filename by data atomically, keeping mode and owner."""
+    directory, name = os.path.split(filename)
+    try:
+        info = os.stat(filename)
+        mode, owner, group = stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid
+    except FileNotFoundError:
+        mode, owner, group = 0o644, 0, 0
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        if os.geteuid() == 0:
+            os.chown(temporary, owner, group)
+        os.replace(temporary, filename)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    with contextlib.suppress(OSError):
+        directory_handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory_handle)
+        finally:
+            os.close(directory_handle)
+
+
+def _edit(filename, path, change):
+    """Apply change(model) -> bool to filename under the lock; write if changed.
+
+    The file is read again under the lock unless it is unchanged since it
+    was cached. Returns (changed, clients of path before, created). The
+    file's bytes before its first change in this run are recorded for
+    apply_changes (rollback).
+    """
+    directory = os.path.dirname(filename)
+    if not os.path.isdir(directory):
+        try:
+            os.makedirs(directory, mode=0o755)
+        except OSError as err:
+            raise CommandExecutionError(f"cannot create {directory}: {err}") from err
+    cache = __context__.setdefault(_CTX_FILES, {})
+    changed = __context__.setdefault(_CTX_CHANGED, {"files": {}, "exports": {}})
+    with _locked(directory):
+        signature = _signature(filename)
+        cached = cache.pop(filename, None)
+        if cached is not None and cached[1] == signature:
+            model = cached[0]
+        else:
+            model, signature = _read(filename)
+        old = model.clients(path)
+        before = None
+        if filename not in changed["files"] and signature is not None:
+            before = model.render().encode("utf-8", "surrogateescape")
+        if not change(model):
+            cache[filename] = (model, signature)
+            return False, old, False
+        data = model.render().encode("utf-8", "surrogateescape")
+        try:
+            _write_atomic(os.path.realpath(filename), data)
+        except OSError as err:
+            raise CommandExecutionError(f"cannot write {filename}: {err}") from err
+        changed["files"].setdefault(filename, {"before": before})["after"] = data
+        cache[filename] = (model, _signature(filename))
+        return True, old, signature is None
+
+
+# ---------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------
+
+
+def list_configured(exports=None):
+    """
+    List the exports configured in exports(5) files.
+
+    exports
+        A file or a list of files. Default: ``/etc/exports`` and then
+        ``/etc/exports.d/*.exports`` (dot-files skipped, version order), the
+        files ``exportfs -a`` reads. Missing files have no exports.
+
+    Returns ``{path: [{"hosts": HOST, "options": [...], "file": FILE,
+    "line": N}, ...]}``: one item per client, in file order, options as
+    exportfs applies them (``-defaults`` of the line first). A client
+    without a name (``(rw)``, e.g. after a stray space) or a path without
+    clients is reported with hosts ``*`` and a ``"warning"`` key saying so.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' exportfs.list_configured
+        salt '*' exportfs.list_configured /etc/exports.d/xen_nfsroot.exports
+    """
+    if exports is None:
+        files = _default_files()
+    elif isinstance(exports, str):
+        files = [_check_exports_file(exports)]
+    else:
+        files = [_check_exports_file(name) for name in exports]
+    listing = {}
+    for filename in files:
+        for path, hosts, options, problem, line in _load(filename).exports():
+            client = {"hosts": hosts, "options": options, "file": filename, "line": line}
+            if problem:
+                client["warning"] = problem
+            listing.setdefault(path, []).append(client)
+    return listing
+
+
+def _exportfs(*args):
+    """Run exportfs with args (no shell): the cmd.run_all result."""
+    binary = salt.utils.path.which("exportfs") or "exportfs"
+    return __salt__["cmd.run_all"](
+        [binary, *args], python_shell=False, ignore_retcode=True, output_loglevel="debug"
+    )
+
+
+def _error(text, result, restored=(), skipped=()):
+    """CommandExecutionError whose message is text alone.
+
+    The command result and the files restored (or not) by a rollback ride
+    along as attributes: ``info`` would append them to the message.
+    """
+    err = CommandExecutionError(text)
+    err.result = result
+    err.restored = list(restored)
+    err.skipped = list(skipped)
+    return err
+
+
+def _failed(command, result):
+    message = (result.get("stderr") or result.get("stdout") or "").strip()
+    return _error(f"{command} failed with exit code {result.get('retcode')}: {message}", result)
+
+
 def list_active():
-    return {}
-def add():
-    pass
-def ping():
-    return True
+    """
+    List the exports the NFS server currently has, from ``exportfs -v``.
+
+    ``exportfs -v`` runs once per Salt run (cached in ``__context__``; a
+    reload through this module clears the cache).
+
+    Returns ``{path: [{"hosts": HOST, "options": [...]}, ...]}``, options
+    as exportfs prints them (``<world>`` is reported as ``*``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' exportfs.list_active
+    """
+    if _CTX_ACTIVE not in __context__:
+        result = _exportfs("-v")
+        if result["retcode"] != 0:
+            raise _failed("exportfs -v", result)
+        __context__[_CTX_ACTIVE] = _parse_listing(result["stdout"])
+    return __context__[_CTX_ACTIVE]
+
+
+def _describe(clients):
+    return _render_clients(clients) if clients else None
+
+
+def add(  # noqa: PLR0917 (Salt calls it with keyword arguments)
+    path,
+    clients=None,
+    exports=DEFAULT_EXPORTS,
+    hosts=None,
+    options=None,
+    allow_world_root=False,
+    test=False,
+):
+    """
+    Make ``path`` exported to exactly ``clients`` in one exports file.
+
+    Every client and option is validated (see :func:`validate`) before the
+    file is touched. When the file already exports ``path`` to these clients
+    (options compared as normalised sets) nothing is written. Otherwise the
+    first line of ``path`` is rewritten (other lines of ``path`` in that
+    file are removed) or a new line is appended; all other bytes stay as
+    they were. A missing file (or ``/etc/exports.d``) is created (0644).
+    The change is not applied: call :func:`reload` or :func:`apply_changes`.
+
+    path
+        The exported directory.
+
+    clients
+        ``[{"hosts": HOST, "options": [OPTION, ...]}, ...]``; or use
+        ``hosts`` and ``options`` for one client.
+
+    exports
+        The file to edit (default ``/etc/exports``; a drop-in such as
+        ``/etc/exports.d/xen_nfsroot.exports`` works too).
+
+    allow_world_root
+        Allow ``no_root_squash`` for world or wildcard clients.
+
+    test
+        Only say what would change.
+
+    Returns ``{"path", "file", "changed": bool, "created": bool,
+    "old": [clients] or None, "new": [clients], "old_text": str or None,
+    "new_text": str}`` (``*_text``: the clients in exports(5) form).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' exportfs.add /xen hosts=192.0.2.10 \\
+            options='[rw, no_root_squash, async, no_subtree_check]'
+    """
+    wanted = validate(
+        path, clients=clients, hosts=hosts, options=options, allow_world_root=allow_world_root
+    )
+    filename = _check_exports_file(exports)
+
+    if test:
+        model = _load(filename)
+        old = model.clients(path)
+        changed = model.differs(path, wanted)
+        created = _signature(filename) is None
+    else:
+        changed, old, created = _edit(filename, path, lambda model: model.set_export(path, wanted))
+        if changed:
+            __context__[_CTX_CHANGED]["exports"][(filename, _path_key(path))] = wanted
+    return {
+        "path": path,
+        "file": filename,
+        "changed": changed,
+        "created": bool(changed and created),
+        "old": old,
+        "new": wanted,
+        "old_text": _describe(old),
+        "new_text": _describe(wanted),
+    }
+
+
+def remove(path, exports=DEFAULT_EXPORTS, test=False):
+    """
+    Delete every line exporting ``path`` from one exports file.
+
+    Only those lines change; comments and other exports stay byte for
+    byte. The change is not applied: call :func:`reload` or
+    :func:`apply_changes`.
+
+    Returns ``{"path", "file", "changed": bool, "old": [clients] or None,
+    "old_text": str or None}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' exportfs.remove /xen
+    """
+    _check_path(path)
+    filename = _check_exports_file(exports)
+    if test or _signature(filename) is None:
+        old = _load(filename).clients(path)
+        changed = old is not None
+    else:
+        changed, old, _ = _edit(filename, path, lambda model: model.remove_export(path))
+        if changed:
+            __context__[_CTX_CHANGED]["exports"][(filename, _path_key(path))] = None
+    return {
+        "path": path,
+        "file": filename,
+        "changed": changed,
+        "old": old,
+        "old_text": _describe(old),
+    }
+
+
+def reload():
+    """
+    Apply the exports files with ``exportfs -ra``.
+
+    The exit status decides: non-zero raises an error carrying exportfs's
+    messages (warnings on stderr with exit status 0 are a success).
+
+    Returns ``{"retcode": 0, "stdout": str, "stderr": str}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' exportfs.reload
+    """
+    result = _exportfs("-ra")
+    __context__.pop(_CTX_ACTIVE, None)
+    if result["retcode"] != 0:
+        raise _failed("exportfs -ra", result)
+    __context__.pop(_CTX_CHANGED, None)
+    return {"retcode": 0, "stdout": result["stdout"], "stderr": result["stderr"]}
+
+
+# exportfs messages that are warnings (exit status 0); anything else is an error.
+_WARNINGS = re.compile(
+    r"Neither 'subtree_check' or 'no_subtree_check' specified|^\s+(Assuming default|NOTE:)"
+    r"|No options for |No host name given with |Failed to resolve "
+)
+_LOCATION = re.compile(r"(/\S+?)(:\s?\d+:| \[\d+\]:)")
+
+
+def _errors(stderr):
+    """exportfs error lines, without line numbers (which edits shift)."""
+    errors = []
+    for line in (stderr or "").splitlines():
+        if line.strip() and not _WARNINGS.search(line):
+            errors.append(_LOCATION.sub(r"\1:", line.strip()))
+    return errors
+
+
+def _verify(exports):
+    """Compare the changed exports with ``exportfs -v``: (confirmed, problems)."""
+    read_by_exportfs = set(_default_files())
+    active = {_path_key(path): clients for path, clients in list_active().items()}
+    configured = None
+    confirmed, problems = [], []
+    for (filename, key), wanted in sorted(exports.items(), key=lambda item: item[0][1]):
+        if filename not in read_by_exportfs:
+            problems.append(f"{key} not checked: exportfs does not read {filename}")
+            continue
+        listed = active.get(key) or active.get(os.path.realpath(key)) or []
+        if wanted is None:
+            if configured is None:
+                configured = {_path_key(path) for path in list_configured()}
+            if not listed:
+                confirmed.append(f"{key} no longer exported")
+            elif key not in configured:
+                problems.append(f"exportfs -v still lists {key} for {_describe(listed)}")
+            else:
+                confirmed.append(f"{key} still exported by another exports file")
+            continue
+        for client in wanted:
+            match = [item for item in listed if item["hosts"] == client["hosts"]]
+            want = _option_tokens(client["options"], ignore=("secure",))
+            if not match:
+                problems.append(f"exportfs -v does not list {key} for {client['hosts']}")
+            elif _option_tokens(match[0]["options"], _LISTING_DEFAULTS, ("secure",)) != want:
+                problems.append(
+                    f"exportfs -v lists {key} for {_describe(match[:1])}, "
+                    f"not {_describe([client])}"
+                )
+            else:
+                confirmed.append(f"{key} for {client['hosts']}")
+    return confirmed, problems
+
+
+def _restore(files):
+    """Put changed files back as they were before this run.
+
+    A file somebody else changed since is left alone. Returns (restored,
+    skipped) file lists.
+    """
+    restored, skipped = [], []
+    for filename, record in files.items():
+        with _locked(os.path.dirname(filename)):
+            real = os.path.realpath(filename)
+            try:
+                with open(real, "rb") as handle:
+                    current = handle.read()
+            except FileNotFoundError:
+                current = None
+            if current != record["after"]:
+                skipped.append(filename)
+                continue
+            if record["before"] is None:
+                os.unlink(real)
+            else:
+                _write_atomic(real, record["before"])
+        __context__.get(_CTX_FILES, {}).pop(filename, None)
+        restored.append(filename)
+    return restored, skipped
+
+
+def _put_back(files):
+    """Write the changed files again after a rollback."""
+    for filename, record in files.items():
+        with _locked(os.path.dirname(filename)):
+            _write_atomic(os.path.realpath(filename), record["after"])
+        __context__.get(_CTX_FILES, {}).pop(filename, None)
+
+
+def apply_changes(verify=True, force=False):
+    """
+    Apply the exports changed in this run with one ``exportfs -ra``.
+
+    Does nothing when :func:`add` and :func:`remove` changed no file in this
+    run (unless ``force``). When ``exportfs -ra`` fails, every changed file
+    is restored to its bytes before the run and ``exportfs -ra`` runs again
+    on them: if the old files fail with the same errors (errors that predate
+    this run, e.g. an unrelated line naming a missing directory), the
+    changes are written back and applied; otherwise the files stay restored
+    and the error quotes exportfs's new messages. After a successful reload,
+    one ``exportfs -v`` confirms that each changed export is active.
+
+    verify
+        Check the changed exports with ``exportfs -v``.
+
+    force
+        Run ``exportfs -ra`` even when no file changed in this run.
+
+    Returns ``{"reloaded": bool, "files": [changed files], "confirmed":
+    [str], "problems": [str], "stderr": str, "preexisting_errors": [str]}``:
+    ``confirmed`` and ``problems`` describe the changed exports as
+    ``exportfs -v`` shows them.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' exportfs.apply_changes
+    """
+    changed = __context__.pop(_CTX_CHANGED, None) or {"files": {}, "exports": {}}
+    ret = {
+        "reloaded": False,
+        "files": sorted(changed["files"]),
+        "confirmed": [],
+        "problems": [],
+        "stderr": "",
+        "preexisting_errors": [],
+    }
+    if not changed["files"] and not force:
+        return ret
+    result = _exportfs("-ra")
+    __context__.pop(_CTX_ACTIVE, None)
+    if result["retcode"] != 0:
+        if not changed["files"]:
+            raise _failed("exportfs -ra", result)
+        new_errors = _errors(result["stderr"])
+        restored, skipped = _restore(changed["files"])
+        previous = _exportfs("-ra")
+        old_errors = _errors(previous["stderr"]) if previous["retcode"] != 0 else None
+        introduced = [line for line in new_errors if old_errors is None or line not in old_errors]
+        if old_errors is None or introduced or skipped:
+            message = "\n".join(introduced or new_errors) or result["stderr"].strip()
+            text = f"exportfs -ra failed with exit code {result['retcode']}: {message}"
+            if restored:
+                text += f"; restored {', '.join(restored)} to the contents before this run"
+            if skipped:
+                text += f"; not restored (changed by someone else since): {', '.join(skipped)}"
+            log.warning("%s", text)
+            raise _error(text, result, restored, skipped)
+        # The old files fail the same way: the errors predate this run.
+        log.info("exportfs -ra errors that predate this run: %s", old_errors)
+        _put_back(changed["files"])
+        result = _exportfs("-ra")
+        ret["preexisting_errors"] = old_errors
+    ret["reloaded"] = True
+    ret["stderr"] = result["stderr"]
+    if verify and changed["exports"]:
+        ret["confirmed"], ret["problems"] = _verify(changed["exports"])
+    return ret
+
+
+def unexport(path, host):
+    """
+    Withdraw one export from the NFS server now: ``exportfs -u host:path``.
+
+    The exports files are not changed (the next ``exportfs -ra`` exports it
+    again if they still hold it).
+
+    Returns ``{"retcode": 0, "stdout": str, "stderr": str}``; raises when
+    exportfs fails (e.g. ``Could not find 'host:/path' to unexport.``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' exportfs.unexport /xen 192.0.2.10
+    """
+    _check_path(path, "path")
+    names = _split_hosts("host", host)
+    if len(names) != 1:
+        raise SaltInvocationError(f"host: give one client, not {host!r}")
+    result = _exportfs("-u", f"{names[0]}:{path}")
+    __context__.pop(_CTX_ACTIVE, None)
+    if result["retcode"] != 0:
+        raise _failed(f"exportfs -u {names[0]}:{path}", result)
+    return {"retcode": 0, "stdout": result["stdout"], "stderr": result["stderr"]}
+
+
+# ---------------------------------------------------------------------------
+# Salt nfs3 compatible names
+# ---------------------------------------------------------------------------
+
+
+def list_exports(exports=DEFAULT_EXPORTS):
+    """
+    List the exports of one file, like Salt's ``nfs3.list_exports``.
+
+    Returns ``{path: [{"hosts": HOST, "options": [...]}, ...]}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' exportfs.list_exports
+    """
+    return {
+        path: [{"hosts": client["hosts"], "options": client["options"]} for client in clients]
+        for path, clients in list_configured(exports).items()
+    }
+
+
+def add_export(exports=DEFAULT_EXPORTS, path=None, hosts=None, options=None):
+    """
+    Add one client to an export, like Salt's ``nfs3.add_export``.
+
+    The client is added to the clients ``path`` already has in ``exports``
+    (replacing the options of the same host); other lines stay unchanged.
+
+    Returns the added client: ``{"hosts": HOST, "options": [...]}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' exportfs.add_export path=/srv/test hosts=127.0.0.1 options='[rw]'
+    """
+    _check_path(path, "path")
+    new = validate(path, hosts=hosts, options=options)
+    filename = _check_exports_file(exports)
+    current = _load(filename).clients(path) or []
+    names = {client["hosts"] for client in new}
+    kept = [
+        {"hosts": client["hosts"], "options": client["options"]}
+        for client in current
+        if client["hosts"] not in names
+    ]
+    add(path, kept + new, exports=filename, allow_world_root=True)
+    return new[0] if len(new) == 1 else new
+
+
+def del_export(exports=DEFAULT_EXPORTS, path=None):
+    """
+    Remove an export, like Salt's ``nfs3.del_export``.
+
+    Returns the remaining exports of the file, as :func:`list_exports`.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' exportfs.del_export path=/media/storage
+    """
+    remove(path, exports=exports)
+    return list_exports(exports)
+
+
+def reload_exports():
+    """
+    Apply the exports files, like Salt's ``nfs3.reload_exports``.
+
+    Unlike ``nfs3``, success is judged by exportfs's exit status.
+
+    Returns ``{"result": bool, "stdout": str, "stderr": str}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' exportfs.reload_exports
+    """
+    try:
+        result = reload()
+    except CommandExecutionError as err:
+        stdout = getattr(err, "result", {}).get("stdout", "")
+        return {"result": False, "stdout": stdout, "stderr": str(err)}
+    return {"result": True, "stdout": result["stdout"], "stderr": result["stderr"]}

@@ -1,0 +1,199 @@
+"""exportfs execution module with the real Salt loader and the real ``exportfs``.
+
+Runs in tests/isolate's private mount namespace: /etc, /var/lib/nfs, /srv and
+/xen are scratch overlays, so the tests write /etc/exports and create the
+exported directories freely.
+"""
+
+import os
+import pathlib
+import subprocess
+import threading
+
+import pytest
+
+from tests.conftest import CORPUS, exportfs_v
+
+SEED = [{"hosts": "192.0.2.10", "options": ["rw", "no_root_squash", "async", "no_subtree_check"]}]
+SEED_LINE = b"/xen 192.0.2.10(rw,no_root_squash,async,no_subtree_check)\n"
+CORPUS_FILES = sorted((CORPUS / "exports").glob("*.exports"))
+REAL_EXPORTFS = "/usr/sbin/exportfs"
+
+
+def install_exportfs_log(directory, monkeypatch):
+    """Put an ``exportfs`` first on PATH that logs its arguments, then runs the real one.
+
+    Returns the log file: one line per exportfs process.
+    """
+    log = directory / "exportfs.log"
+    log.write_text("")
+    shim = directory / "bin" / "exportfs"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >>"{log}"\nexec {REAL_EXPORTFS} "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim.parent}:{os.environ['PATH']}")
+    return log
+
+
+@pytest.fixture
+def exportfs_log(tmp_path, monkeypatch):
+    return install_exportfs_log(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def guest_roots(system_exports):
+    """The exported directories of these tests (in the /srv and /xen overlays)."""
+    for path in ("/xen", "/srv/nfs/home", "/srv/nfs/iso", "/srv/nfs/pub"):
+        pathlib.Path(path).mkdir(parents=True, exist_ok=True)
+    return system_exports
+
+
+@pytest.fixture
+def local_host_lookups(isolated):
+    """Resolve host names from /etc/hosts only (in the private /etc).
+
+    There is no DNS here: each unknown host name in a corpus file would cost
+    exportfs a resolver timeout (30 s for one file). The messages are the same.
+    """
+    nsswitch = pathlib.Path("/etc/nsswitch.conf")
+    original = nsswitch.read_bytes()
+    lines = [
+        "hosts: files" if line.startswith("hosts:") else line
+        for line in original.decode().splitlines()
+    ]
+    nsswitch.write_text("\n".join(lines) + "\n")
+    yield
+    nsswitch.write_bytes(original)
+
+
+def exportfs_ra():
+    proc = subprocess.run([REAL_EXPORTFS, "-ra"], capture_output=True, text=True, check=False)
+    return proc.returncode, sorted(proc.stderr.splitlines())
+
+
+def test_reload_and_list_active_with_the_real_exportfs(modules, guest_roots, exportfs_log):
+    guest_roots.write_text("/srv/nfs/home 192.0.2.0/24(rw,sync,no_subtree_check)\n")
+    assert modules.exportfs.reload()["retcode"] == 0
+    active = modules.exportfs.list_active()
+    assert modules.exportfs.list_active() == active
+    assert active == {
+        "/srv/nfs/home": [
+            {
+                "hosts": "192.0.2.0/24",
+                "options": "sync,wdelay,hide,no_subtree_check,sec=sys,rw,root_squash,"
+                "no_all_squash".split(","),
+            }
+        ]
+    }
+    assert exportfs_log.read_text() == "-ra\n-v\n"
+
+
+def test_reload_failure_carries_exportfs_message(modules, guest_roots):
+    guest_roots.write_text("/srv/nfs/home 192.0.2.1(rw,bogus)\n")
+    with pytest.raises(Exception, match='unknown keyword "bogus"') as caught:
+        modules.exportfs.reload()
+    assert "exit code 1" in str(caught.value)
+
+
+def test_unexport_with_the_real_exportfs(modules, guest_roots):
+    guest_roots.write_text("/srv/nfs/home 192.0.2.1(rw,sync)\n/srv/nfs/iso *(ro)\n")
+    modules.exportfs.reload()
+    modules.exportfs.unexport("/srv/nfs/home", "192.0.2.1")
+    assert "/srv/nfs/home" not in exportfs_v()
+    with pytest.raises(Exception, match="Could not find '192.0.2.1:/srv/nfs/home'"):
+        modules.exportfs.unexport("/srv/nfs/home", "192.0.2.1")
+
+
+def test_add_remove_and_apply_with_the_real_exportfs(modules, guest_roots, exportfs_log):
+    guest_roots.write_bytes(b"# hand made\n/srv/nfs/iso *(ro,no_subtree_check)\n")
+    modules.exportfs.add("/xen", SEED)
+    modules.exportfs.add("/srv/nfs/home", hosts="@lab,192.0.2.0/24", options=["rw"])
+    modules.exportfs.remove("/srv/nfs/iso")
+    applied = modules.exportfs.apply_changes()
+    assert applied["problems"] == []
+    assert sorted(applied["confirmed"]) == [
+        "/srv/nfs/home for 192.0.2.0/24",
+        "/srv/nfs/home for @lab",
+        "/srv/nfs/iso no longer exported",
+        "/xen for 192.0.2.10",
+    ]
+    assert guest_roots.read_bytes() == (
+        b"# hand made\n" + SEED_LINE + b"/srv/nfs/home @lab(rw) 192.0.2.0/24(rw)\n"
+    )
+    assert exportfs_log.read_text() == "-ra\n-v\n"
+    listed = exportfs_v()
+    assert "192.0.2.10(async," in listed
+    assert "/srv/nfs/iso" not in listed
+
+
+def test_drop_in_file_and_directory_are_created(modules, guest_roots):
+    drop_in = pathlib.Path("/etc/exports.d/xen_nfsroot.exports")
+    modules.exportfs.add("/xen", SEED, exports=str(drop_in))
+    assert drop_in.read_bytes() == SEED_LINE
+    assert oct(drop_in.stat().st_mode & 0o777) == "0o644"
+    assert modules.exportfs.apply_changes()["confirmed"] == ["/xen for 192.0.2.10"]
+    configured = modules.exportfs.list_configured()
+    assert configured["/xen"][0]["file"] == str(drop_in)
+
+
+def test_concurrent_writers_lose_nothing(loaders, guest_roots):
+    guest_roots.write_text("# shared by several writers\n")
+    add = loaders.modules.exportfs.add
+    errors = []
+
+    def writer(worker):
+        try:
+            for index in range(10):
+                add(f"/srv/w{worker}/{index}", hosts=f"10.{worker}.0.{index}", options=["ro"])
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(worker,)) for worker in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    text = guest_roots.read_text()
+    assert text.startswith("# shared by several writers\n")
+    assert sorted(text.splitlines()[1:]) == sorted(
+        f"/srv/w{worker}/{index} 10.{worker}.0.{index}(ro)"
+        for worker in range(4)
+        for index in range(10)
+    )
+
+
+def test_concurrent_processes_lose_nothing(guest_roots, tmp_path):
+    """Separate salt-call processes adding exports to one file at the same time."""
+    guest_roots.write_text("# shared\n")
+    salt_call = pathlib.Path(os.sys.executable).with_name("salt-call")
+    procs = [
+        subprocess.Popen(
+            [str(salt_call), "--local", "--config-dir", str(tmp_path / f"conf{worker}"),
+             "--out", "quiet", "exportfs.add", f"/srv/p{worker}", f"hosts=10.9.9.{worker}",
+             "options=[ro]"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        for worker in range(4)
+    ]
+    for proc in procs:
+        assert proc.wait(120) == 0, proc.stderr.read()
+    lines = guest_roots.read_text().splitlines()
+    assert lines[0] == "# shared"
+    assert sorted(lines[1:]) == [f"/srv/p{worker} 10.9.9.{worker}(ro)" for worker in range(4)]
+
+
+@pytest.mark.parametrize("source", CORPUS_FILES, ids=[path.name for path in CORPUS_FILES])
+def test_seed_export_added_to_corpus_file(modules, guest_roots, local_host_lookups, source):
+    data = source.read_bytes()
+    guest_roots.write_bytes(data)
+    before = exportfs_ra()
+    result = modules.exportfs.add("/xen", SEED)
+    assert result["changed"] is True
+    new = guest_roots.read_bytes()
+    kept = data if data.endswith(b"\n") or not data else data + b"\n"
+    assert new == kept + SEED_LINE
+    assert exportfs_ra() == before  # same exit status, no new message
+    again = modules.exportfs.add("/xen", SEED)
+    assert again["changed"] is False
+    assert guest_roots.read_bytes() == new

@@ -1,0 +1,258 @@
+"""nfs_export states with a mocked loader.
+
+The state's ``__salt__`` holds the real exportfs functions (sharing one
+``__context__``, as in a state run) working on temporary files; only
+``cmd.run_all`` is a mock, so every exportfs process is counted.
+"""
+
+from unittest.mock import MagicMock, patch
+
+import pytest
+
+from xen_nfsroot.modules import exportfs
+from xen_nfsroot.states import nfs_export
+
+SEED_OPTIONS = ["rw", "no_root_squash", "async", "no_subtree_check"]
+SEED = [{"hosts": "192.0.2.10", "options": SEED_OPTIONS}]
+SEED_TEXT = "192.0.2.10(rw,no_root_squash,async,no_subtree_check)"
+LISTED = (
+    "/xen          \t192.0.2.10(async,wdelay,hide,no_subtree_check,sec=sys,rw,"
+    "no_root_squash,no_all_squash)\n"
+)
+
+
+def ok(stdout="", stderr=""):
+    return {"retcode": 0, "stdout": stdout, "stderr": stderr, "pid": 1}
+
+
+@pytest.fixture
+def run_all():
+    return MagicMock(return_value=ok(stdout=LISTED))
+
+
+@pytest.fixture
+def context():
+    return {}
+
+
+@pytest.fixture
+def configure_loader_modules(run_all, context):
+    functions = {
+        f"exportfs.{name}": getattr(exportfs, name)
+        for name in ("validate", "add", "remove", "apply_changes", "list_configured")
+    }
+    functions["cmd.run_all"] = run_all
+    return {
+        exportfs: {"__salt__": functions, "__opts__": {"test": False}, "__context__": context},
+        nfs_export: {"__salt__": functions, "__opts__": {"test": False}, "__context__": context},
+    }
+
+
+@pytest.fixture
+def exports(tmp_path, monkeypatch):
+    monkeypatch.setattr(exportfs, "DEFAULT_EXPORTS", str(tmp_path / "exports"))
+    monkeypatch.setattr(exportfs, "EXPORTS_D", str(tmp_path / "exports.d"))
+    path = tmp_path / "exports"
+    path.write_text("# hand made\n/srv/a 192.0.2.1(rw)\n")
+    return path
+
+
+def new_run(context):
+    """A new state run: a fresh __context__."""
+    context.clear()
+
+
+def spawned(run_all):
+    return [call.args[0][1:] for call in run_all.call_args_list]
+
+
+def test_virtual_needs_the_exportfs_module():
+    assert nfs_export.__virtual__() == "nfs_export"
+    with patch.dict(nfs_export.__salt__, {}, clear=True):
+        loaded, reason = nfs_export.__virtual__()
+    assert loaded is False
+    assert "exportfs execution module" in reason
+
+
+def test_present_adds_reloads_and_verifies(exports, run_all):
+    ret = nfs_export.present("/xen", hosts="192.0.2.10", options=SEED_OPTIONS,
+                             exports=str(exports))
+    assert ret["result"] is True
+    assert ret["changes"] == {"old": None, "new": SEED}
+    assert ret["comment"] == (
+        f"Added export /xen for {SEED_TEXT} to {exports}. "
+        "Applied with exportfs -ra; exportfs -v lists /xen for 192.0.2.10."
+    )
+    assert exports.read_text() == f"# hand made\n/srv/a 192.0.2.1(rw)\n/xen {SEED_TEXT}\n"
+    assert spawned(run_all) == [["-ra"], ["-v"]]
+
+
+def test_second_run_changes_nothing_and_spawns_nothing(exports, run_all, context):
+    nfs_export.present("/xen", clients=SEED, exports=str(exports))
+    new_run(context)
+    run_all.reset_mock()
+    ret = nfs_export.present(
+        "/xen", hosts="192.0.2.10",
+        options=["no_subtree_check", "async", "no_root_squash", "rw", "wdelay"],
+        exports=str(exports),
+    )
+    assert ret == {
+        "name": "/xen",
+        "changes": {},
+        "result": True,
+        "comment": "Export /xen for 192.0.2.10 is already present",
+    }
+    assert run_all.call_count == 0
+
+
+def test_omitted_options_converge(exports, run_all, context):
+    first = nfs_export.present("/srv/pub", hosts="*", exports=str(exports))
+    assert first["changes"]["new"] == [{"hosts": "*", "options": []}]
+    assert exports.read_text().endswith("/srv/pub *()\n")
+    new_run(context)
+    assert nfs_export.present("/srv/pub", hosts="*", exports=str(exports))["changes"] == {}
+
+
+def test_test_mode_predicts_and_changes_nothing(tmp_path, exports, run_all):
+    missing = tmp_path / "exports.d" / "xen_nfsroot.exports"
+    with patch.dict(nfs_export.__opts__, {"test": True}):
+        ret = nfs_export.present("/xen", clients=SEED, exports=str(missing))
+        assert ret["result"] is None
+        assert ret["changes"] == {"old": None, "new": SEED}
+        assert ret["comment"] == (
+            f"Would have added export /xen for {SEED_TEXT} to {missing} (creating the file)"
+        )
+        update = nfs_export.present("/srv/a", hosts="192.0.2.1", options=["ro"],
+                                    exports=str(exports))
+        assert update["comment"] == (
+            f"Would have updated export /srv/a in {exports} to 192.0.2.1(ro) "
+            "(was 192.0.2.1(rw))"
+        )
+        gone = nfs_export.absent("/srv/a", exports=str(exports))
+        assert gone["comment"] == f"Would have removed export /srv/a (192.0.2.1(rw)) from {exports}"
+        reloaded = nfs_export.reloaded("exports")
+        assert reloaded["result"] is None
+        assert reloaded["comment"] == (
+            "Would have run exportfs -ra to apply the changes to /xen, /srv/a, /srv/a"
+        )
+    assert not missing.parent.exists()
+    assert exports.read_text() == "# hand made\n/srv/a 192.0.2.1(rw)\n"
+    assert run_all.call_count == 0
+
+
+def test_update_rewrites_the_line(exports, run_all):
+    ret = nfs_export.present(
+        "/srv/a", clients=[{"hosts": "192.0.2.1", "options": ["ro"]}], exports=str(exports),
+        reload=False,
+    )
+    assert ret["changes"] == {
+        "old": [{"hosts": "192.0.2.1", "options": ["rw"]}],
+        "new": [{"hosts": "192.0.2.1", "options": ["ro"]}],
+    }
+    assert ret["comment"] == (
+        f"Updated export /srv/a in {exports} to 192.0.2.1(ro) (was 192.0.2.1(rw)). "
+        "exportfs -ra is left to nfs_export.reloaded."
+    )
+    assert exports.read_text() == "# hand made\n/srv/a 192.0.2.1(ro)\n"
+    assert run_all.call_count == 0
+
+
+def test_deferred_exports_cost_one_reload(exports, run_all, context):
+    for index in range(5):
+        ret = nfs_export.present(f"/srv/g{index}", hosts=f"10.0.0.{index}",
+                                 exports=str(exports), reload=False)
+        assert ret["result"] is True
+    nfs_export.absent("/srv/a", exports=str(exports), reload=False)
+    assert run_all.call_count == 0
+    ret = nfs_export.reloaded("exports applied")
+    assert spawned(run_all) == [["-ra"], ["-v"]]
+    assert ret["changes"]["reloaded"] == [str(exports)]
+    assert "/srv/a no longer exported" in ret["changes"]["active"]
+    assert ret["result"] is False  # the mocked exportfs -v lists none of the guests
+    assert "exportfs -v does not list /srv/g0 for 10.0.0.0" in ret["comment"]
+    again = nfs_export.reloaded("exports applied")
+    assert again == {
+        "name": "exports applied",
+        "changes": {},
+        "result": True,
+        "comment": "No export changed in this run: exportfs -ra is not needed",
+    }
+    assert run_all.call_count == 2
+
+
+def test_rejected_reload_restores_the_file_and_fails(exports, run_all):
+    before = exports.read_bytes()
+    run_all.side_effect = [
+        {"retcode": 1, "stdout": "", "stderr": "exportfs: Failed to stat /xen: No such file"},
+        ok(),
+    ]
+    ret = nfs_export.present("/xen", clients=SEED, exports=str(exports))
+    assert ret["result"] is False
+    assert ret["changes"] == {}
+    assert ret["comment"] == (
+        f"Added export /xen for {SEED_TEXT} to {exports}. exportfs -ra failed with exit "
+        "code 1: exportfs: Failed to stat /xen: No such file; restored "
+        f"{exports} to the contents before this run"
+    )
+    assert exports.read_bytes() == before
+
+
+def test_absent(exports, run_all, context):
+    ret = nfs_export.absent("/srv/a", exports=str(exports))
+    assert ret["changes"] == {"old": [{"hosts": "192.0.2.1", "options": ["rw"]}], "new": None}
+    assert ret["comment"].startswith(
+        f"Removed export /srv/a (192.0.2.1(rw)) from {exports}. Applied with exportfs -ra"
+    )
+    assert exports.read_text() == "# hand made\n"
+    new_run(context)
+    again = nfs_export.absent("/srv/a", exports=str(exports))
+    assert again["comment"] == f"Export /srv/a is already absent from {exports}"
+    assert again["changes"] == {}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"clients": [{"hosts": "192.0.2.10", "options": ["rw", "rwx"]}]},
+         "clients[0].options[1]: unknown export option 'rwx'"),
+        ({"hosts": "192.0.2.10 (rw)"}, "hosts: '192.0.2.10 (rw)' has whitespace before '('"),
+        ({"name": "/xen\n/etc", "hosts": "192.0.2.10"}, "contains a newline"),
+        ({"name": "xen", "hosts": "192.0.2.10"}, "name: 'xen' is not an absolute path"),
+        ({"hosts": "*", "options": ["rw", "no_root_squash"]},
+         "refusing to export /xen to '*' with no_root_squash: every host matching '*' would "
+         "get root access"),
+        ({"clients": "192.0.2.10(rw)"}, "clients: expected a list of {hosts, options}"),
+        ({"clients": [{"hosts": "192.0.2.10"}], "hosts": "192.0.2.11"}, "not both"),
+        ({}, "Either 'clients' or 'hosts' must be defined"),
+    ],
+)
+def test_bad_input_fails_before_writing(exports, run_all, arguments, message):
+    before = exports.stat()
+    arguments = {"name": "/xen", **arguments}
+    ret = nfs_export.present(exports=str(exports), **arguments)
+    assert ret["result"] is False
+    assert message in ret["comment"]
+    assert ret["changes"] == {}
+    assert exports.read_text() == "# hand made\n/srv/a 192.0.2.1(rw)\n"
+    assert exports.stat().st_mtime_ns == before.st_mtime_ns
+    assert run_all.call_count == 0
+
+
+def test_world_root_is_allowed_on_request(exports):
+    ret = nfs_export.present("/srv/lab", hosts="*", options=["rw", "no_root_squash"],
+                             exports=str(exports), reload=False, allow_world_root=True)
+    assert ret["result"] is True
+
+
+def test_mod_watch_reloads_even_without_changes(exports, run_all):
+    ret = nfs_export.mod_watch("exports applied", sfun="reloaded")
+    assert spawned(run_all) == [["-ra"]]
+    assert ret["result"] is True
+    assert ret["comment"] == "Applied with exportfs -ra."
+    ret = nfs_export.mod_watch("/srv/a", sfun="present", hosts="192.0.2.1", options=["rw"],
+                               exports=str(exports), __id__="x", fun="present")
+    assert ret["result"] is True
+    assert ret["comment"] == (
+        "Export /srv/a for 192.0.2.1 is already present. Applied with exportfs -ra."
+    )
+    assert nfs_export.mod_watch("x", sfun="other")["result"] is False
