@@ -132,11 +132,15 @@ class Lab:
             )
         return proc.returncode, stdout, stderr
 
-    def salt(self, label, *args, timeout=300, check=True):
-        """``salt labdom0 ARGS`` with JSON output: the minion's return."""
+    def salt(self, label, *args, timeout=300, check=True, wait=None):
+        """``salt labdom0 ARGS`` with JSON output: the minion's return.
+
+        ``wait`` limits the whole command (default: the job's timeout plus
+        the master's gather_job_timeout and a margin).
+        """
         argv = [self.bin / "salt", "-c", self.conf_dir, "--out", "json", "--static",
                 "-t", str(timeout), MINION, *args]
-        rc, stdout, _ = self.command(label, argv, timeout=timeout + 30, check=check)
+        rc, stdout, _ = self.command(label, argv, timeout=wait or timeout + 90, check=check)
         try:
             answer = json.loads(stdout) if stdout.strip() else {}
         except ValueError as exc:
@@ -163,11 +167,14 @@ class Lab:
         return ret["retcode"], ret["stdout"], ret["stderr"]
 
     def read(self, label, path):
-        """A file of the dom0 (file.read), or None when it does not exist."""
-        exists = self.salt(f"{label}-exists", "file.file_exists", path)
-        if exists is not True:
+        """A file of the dom0 (file.read), or None when it cannot be read."""
+        text = self.salt(label, "file.read", path, check=False)
+        if not isinstance(text, str) or text.startswith("ERROR"):
             return None
-        return self.salt(label, "file.read", path)
+        return text
+
+    def exists(self, label, path):
+        return self.salt(label, "file.file_exists", path) is True
 
     @staticmethod
     def _kill(proc):
@@ -199,7 +206,8 @@ class Lab:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         config = {
             "id": "labmaster",
-            "root_dir": str(root),
+            # Salt puts root_dir in front of every path not under it already.
+            "root_dir": str(self.workdir),
             "pki_dir": str(root / "pki"),
             "cachedir": str(root / "cache"),
             "sock_dir": str(root / "sock"),
@@ -217,11 +225,20 @@ class Lab:
             "file_roots": {"base": [str(REPO / "salt")]},
             "pillar_roots": {"base": [str(LAB / "pillar")]},
             "timeout": 60,
+            # The minion runs under software emulation: give it time to answer
+            # saltutil.find_job while a long state runs.
+            "gather_job_timeout": 60,
         }
+        # The formula's reactor snippet, less its salt/minion/*/start entry:
+        # that one would orchestrate the autostart guests as soon as the dom0's
+        # minion starts, racing step 1, which is the orchestration as a user
+        # runs it.
         reactor_conf = REPO / "salt" / "reactor" / "master.conf"
         if reactor_conf.exists():
             snippet = yaml.safe_load(reactor_conf.read_text()) or {}
-            config["reactor"] = snippet.get("reactor", [])
+            config["reactor"] = [
+                entry for entry in snippet.get("reactor") or [] if BOOT_TAG in entry
+            ]
         self.results["reactor"] = config.get("reactor")
         (self.conf_dir / "master").write_text(yaml.safe_dump(config, default_flow_style=False))
         # The dom0's key is made with its image: accept exactly that key.
@@ -313,8 +330,11 @@ class Lab:
         self.say(f"dom0 booted, salt-minion started ({self.since_qemu():.1f} s after QEMU start)")
         deadline = time.monotonic() + timeout
         while True:
-            if self.salt("test-ping", "test.ping", timeout=10, check=False) is True:
-                break
+            try:
+                if self.salt("test-ping", "test.ping", timeout=10, wait=25, check=False) is True:
+                    break
+            except LabError:
+                pass  # no answer yet: the command was stopped after 25 s
             if self.procs["qemu"].poll() is not None:
                 raise LabError("QEMU exited while waiting for the minion")
             if time.monotonic() > deadline:
@@ -380,12 +400,20 @@ class Lab:
         self.save_results()
         self.say(f"step {number} passed in {took} s")
 
-    def prepare(self):
+    def sync(self):
+        """Load the formula's modules on the dom0 and ask them what they see."""
         ret = self.salt("sync-all", "saltutil.sync_all", timeout=180)
         self.say(f"saltutil.sync_all: modules {ret.get('modules')}, states {ret.get('states')}")
-        for module in ("exportfs", "xm", "xen_nfsroot"):
-            if not self.salt(f"has-{module}", "sys.list_functions", module):
-                raise LabError(f"the minion has no {module} execution module after sync_all")
+        modules = self.salt("list-modules", "sys.list_modules")
+        missing = sorted({"exportfs", "xm", "xen_nfsroot"} - set(modules))
+        if missing:
+            raise LabError(f"the minion has no {missing} execution module after sync_all")
+        for function in ("xm.toolstack", "xm.list_domains", "exportfs.list_active"):
+            ret = self.salt(function.replace(".", "-"), function, check=False)
+            self.say(f"{function}: {json.dumps(ret)[:300]}")
+
+    def prepare(self):
+        self.sync()
         missing = [name for name in ("orch/xen_nfsroot.sls", "top.sls")
                    if not (REPO / "salt" / name).exists()]
         if missing:
@@ -472,7 +500,7 @@ class Lab:
         unexpected = sorted(set(after) - set(before) - {EVENT_GUEST})
         if unexpected or FORGED_GUEST in after:
             raise LabError(f"the forged event booted something: {after}")
-        if self.read("forged-config", f"/etc/xen/{FORGED_GUEST}.cfg") is not None:
+        if self.exists("forged-config-exists", f"/etc/xen/{FORGED_GUEST}.cfg"):
             raise LabError(f"the forged event wrote /etc/xen/{FORGED_GUEST}.cfg")
         self.say(f"xl list: {after} (nothing for {FORGED_GUEST})")
 
@@ -486,7 +514,7 @@ class Lab:
         domains = self.domains("xl-list-after-absent")
         if EVENT_GUEST in domains:
             raise LabError(f"{EVENT_GUEST} still running after xen_guest.absent: {domains}")
-        if self.read("absent-config", f"/etc/xen/{EVENT_GUEST}.cfg") is not None:
+        if self.exists("absent-config-exists", f"/etc/xen/{EVENT_GUEST}.cfg"):
             raise LabError(f"/etc/xen/{EVENT_GUEST}.cfg still there after xen_guest.absent")
         exports = self.exportfs_v("exportfs-v-after-absent")
         if "/srv/xen/guest2" in exports:
@@ -506,6 +534,7 @@ class Lab:
         self.start_qemu()
         self.wait_minion()
         if boot_only:
+            self.sync()
             return
         self.prepare()
         self.step(1, "salt-run state.orchestrate orch.xen_nfsroot", self.step_orchestrate)
