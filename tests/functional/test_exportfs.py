@@ -8,6 +8,7 @@ exported directories freely.
 import os
 import pathlib
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -166,7 +167,7 @@ def test_concurrent_writers_lose_nothing(loaders, guest_roots):
 def test_concurrent_processes_lose_nothing(guest_roots, tmp_path):
     """Separate salt-call processes adding exports to one file at the same time."""
     guest_roots.write_text("# shared\n")
-    salt_call = pathlib.Path(os.sys.executable).with_name("salt-call")
+    salt_call = pathlib.Path(sys.executable).with_name("salt-call")
     procs = [
         subprocess.Popen(
             [str(salt_call), "--local", "--config-dir", str(tmp_path / f"conf{worker}"),
