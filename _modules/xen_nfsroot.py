@@ -289,7 +289,44 @@ def _validate_guest(name, raw, defaults):
     for key in ("autostart", "restart_on_change", "absent"):
         _bool(where, key, guest[key])
     guest["macs"] = _vif_macs(where, guest["vif"])
+    guest["states"] = _state_args(guest)
     return guest
+
+
+def _state_args(guest):
+    """The arguments of each state the SLS files apply for this guest, so the
+    SLS files stay loops and the pillar-to-state mapping lives here."""
+    domain = {
+        "name": guest["name"],
+        "kernel": guest["kernel"],
+        "memory": guest["memory"],
+        "vcpus": guest["vcpus"],
+        "ramdisk": guest["ramdisk"],
+        "network": guest["network"],
+        "vif": guest["vif"],
+        # The guest kernel mounts from an address, not from a minion id.
+        "nfs_server": guest["nfs_server_address"],
+        "nfs_root": guest["nfs_root"],
+        "nfs_options": guest["nfs_options"],
+        "root": guest["root"],
+        "extra": guest["extra"],
+        "config_dir": guest["config_dir"],
+        "toolstack": None if guest["toolstack"] == "auto" else guest["toolstack"],
+    }
+    if guest["autostart"]:
+        domain["restart_on_change"] = guest["restart_on_change"]
+    fstab = None
+    if guest["fstab"]:
+        fstab = {"name": guest["nfs_root"], **guest["fstab"]}
+    export = {
+        "name": guest["nfs_root"],
+        "clients": [
+            {"hosts": client, "options": list(guest["export_options"])}
+            for client in guest["export_clients"]
+        ],
+        "allow_world_root": guest["allow_world_root"],
+    }
+    return {"xen_guest": domain, "domu_fstab": fstab, "nfs_export": export}
 
 
 def _guest_entries(pillar):

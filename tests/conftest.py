@@ -14,9 +14,12 @@ SPECIMENS_DIR = REPO / "tests" / "specimens"
 
 def in_isolation():
     """True when running under tests/isolate (a private mount namespace)."""
-    return bool(os.environ.get("XEN_NFSROOT_ISOLATED")) and os.readlink(
-        "/proc/self/ns/mnt"
-    ) != os.readlink("/proc/1/ns/mnt")
+    host_namespace = os.environ.get("XEN_NFSROOT_HOST_MNTNS")
+    return (
+        bool(os.environ.get("XEN_NFSROOT_ISOLATED"))
+        and bool(host_namespace)
+        and os.readlink("/proc/self/ns/mnt") != host_namespace
+    )
 
 
 @pytest.fixture(scope="session")
