@@ -78,6 +78,8 @@ class Lab:
         self.qemu_start = None
         self.procs = {}
         self.count = 0
+        self.failures = []
+        self.xl_create_at = None
         self.results = {
             "workdir": str(self.workdir),
             "image": str(self.image),
@@ -368,8 +370,9 @@ class Lab:
                 seen = time.monotonic() - since
                 return text, seen
             time.sleep(2)
+        domains = self.sh(f"xl-list-no-{guest}", "xl list")[1]
         raise LabError(f"{guest}: no {MARKER!r} on its console {path} after {timeout} s:\n"
-                       f"{_tail(text or '(no console log)')}")
+                       f"{_tail(text or '(no console log)')}\nxl list:\n{domains}")
 
     def check_guest_up(self, guest, export, seconds):
         """The guest's console and the file it wrote, checked: its root line."""
@@ -391,14 +394,34 @@ class Lab:
         return root_line, up, seen
 
     # -- the steps ----------------------------------------------------------------
-    def step(self, number, title, function):
+    def specimen(self, name, text):
+        """Keep a real command output (cmd.run_all strips the last newline)."""
+        folder = self.workdir / "specimens"
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_text(text if text.endswith("\n") else text + "\n")
+
+    def step(self, number, title, function, fatal=False):
+        """Run one step; a failed step is reported and the next one still runs
+        (unless ``fatal``: nothing after it can work)."""
         self.say(f"step {number}: {title}")
         began = time.monotonic()
-        function()
+        error = None
+        try:
+            function()
+        except LabError as err:
+            error = str(err)
         took = round(time.monotonic() - began, 1)
-        self.results["steps"][str(number)] = {"title": title, "seconds": took, "ok": True}
+        self.results["steps"][str(number)] = {
+            "title": title, "seconds": took, "ok": error is None, "error": error,
+        }
         self.save_results()
-        self.say(f"step {number} passed in {took} s")
+        if error is None:
+            self.say(f"step {number} passed in {took} s")
+            return
+        self.failures.append(f"step {number} ({title}): {error}")
+        self.say(f"step {number} FAILED after {took} s: {error}")
+        if fatal:
+            raise LabError(f"step {number} failed: the later steps need it")
 
     def sync(self):
         """Load the formula's modules on the dom0 and ask them what they see."""
@@ -420,10 +443,8 @@ class Lab:
             raise LabError(f"the formula's state tree is incomplete: no salt/{missing}")
         if not self.results.get("reactor"):
             raise LabError("no reactor configuration in salt/reactor/master.conf")
-        for name, text in (("xl-list-dom0-only.txt", self.sh("xl-list-dom0", "xl list")[1]),
-                           ("exportfs-v-before.txt", self.exportfs_v("exportfs-v-before"))):
-            (self.workdir / "specimens").mkdir(exist_ok=True)
-            (self.workdir / "specimens" / name).write_text(text)
+        self.specimen("xl-list-dom0-only.txt", self.sh("xl-list-dom0", "xl list")[1])
+        self.specimen("exportfs-v-before.txt", self.exportfs_v("exportfs-v-before"))
 
     def step_orchestrate(self):
         began = time.monotonic()
@@ -454,6 +475,8 @@ class Lab:
         self.say(f"xl list: {domains}")
 
     def step_guest_up(self):
+        if self.xl_create_at is None:
+            raise LabError("step 1 did not pass")
         root_line, up, seen = self.check_guest_up(GUEST, "/srv/xen/guest", self.xl_create_at)
         self.results["guest"] = GUEST
         self.results["root_line"] = root_line
@@ -465,10 +488,9 @@ class Lab:
         rc_l, stdout_l, _ = self.sh("xl-list-l", "xl list -l")
         if rc or rc_l:
             raise LabError("xl list / xl list -l failed")
-        (self.workdir / "specimens" / "xl-list.txt").write_text(stdout)
-        (self.workdir / "specimens" / "xl-list-l.json").write_text(stdout_l)
-        (self.workdir / "specimens" / "exportfs-v-kernel-nfsd.txt").write_text(
-            self.exportfs_v("exportfs-v-guest-up"))
+        self.specimen("xl-list.txt", stdout)
+        self.specimen("xl-list-l.json", stdout_l)
+        self.specimen("exportfs-v-kernel-nfsd.txt", self.exportfs_v("exportfs-v-guest-up"))
 
     def step_second_highstate(self):
         ret = self.salt("highstate-again", "state.apply", timeout=600, check=False)
@@ -521,10 +543,20 @@ class Lab:
             raise LabError(f"exportfs -v still lists /srv/xen/guest2:\n{exports}")
         if not re.search(r"^/srv/xen/guest\s", exports, re.M) or UNRELATED_EXPORT not in exports:
             raise LabError(f"exportfs -v lost an export it should keep:\n{exports}")
-        (self.workdir / "specimens" / "exportfs-v-after-absent.txt").write_text(exports)
+        self.specimen("exportfs-v-after-absent.txt", exports)
         self.say(f"xl list: {domains}; exportfs -v: " + " | ".join(exports.split()))
 
     # -- the whole run ------------------------------------------------------------
+    def hold(self):
+        """Keep QEMU and the master running until Ctrl-C (lab/run --keep-running)."""
+        self.say("lab kept running; Ctrl-C stops it.  Drive it with:")
+        self.say(f"  {self.bin / 'salt'} -c {self.conf_dir} {MINION} test.ping")
+        self.say(f"  {self.bin / 'salt-run'} -c {self.conf_dir} state.orchestrate orch.xen_nfsroot")
+        self.say(f"  tail -f {self.workdir / 'console.log'}")
+        while self.procs["qemu"].poll() is None:
+            time.sleep(1)
+        raise LabError("QEMU exited")
+
     def run(self, boot_only=False):
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.out.mkdir(exist_ok=True)
@@ -537,13 +569,16 @@ class Lab:
             self.sync()
             return
         self.prepare()
-        self.step(1, "salt-run state.orchestrate orch.xen_nfsroot", self.step_orchestrate)
+        self.step(1, "salt-run state.orchestrate orch.xen_nfsroot", self.step_orchestrate,
+                  fatal=True)
         self.step(2, f"{GUEST} reaches userspace on its NFS root", self.step_guest_up)
         self.step(3, "second highstate of labdom0 changes nothing", self.step_second_highstate)
         self.step(4, f"event {BOOT_TAG} boots {EVENT_GUEST}; a forged one nothing",
                   self.step_event_boot)
         self.step(5, f"xen_guest.absent + nfs_export.absent remove {EVENT_GUEST}",
                   self.step_absent)
+        if self.failures:
+            raise LabError(f"{len(self.failures)} step(s) failed:\n" + "\n".join(self.failures))
 
     def summary(self, ok):
         timings = self.results["timings"]
@@ -604,15 +639,21 @@ def main(argv=None):
     parser.add_argument("--workdir")
     parser.add_argument("--boot-only", action="store_true")
     parser.add_argument("--save-specimens", action="store_true")
+    parser.add_argument("--keep-running", action="store_true")
     args = parser.parse_args(argv)
     workdir = args.workdir or CACHE_DIR / "lab" / time.strftime("run-%Y%m%d-%H%M%S")
     lab = Lab(args.image, workdir, args.build_seconds)
+    # Ctrl-C even when started in the background by a non-interactive shell
+    # (which leaves SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
     ok = False
     try:
         lab.run(boot_only=args.boot_only)
         ok = True
+        if args.keep_running:
+            lab.hold()
     except LabError as err:
         lab.say(f"FAILED: {err}")
     except (KeyboardInterrupt, Interrupted) as err:
