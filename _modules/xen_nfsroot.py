@@ -313,8 +313,6 @@ def _state_args(guest):
         "config_dir": guest["config_dir"],
         "toolstack": None if guest["toolstack"] == "auto" else guest["toolstack"],
     }
-    if guest["autostart"]:
-        domain["restart_on_change"] = guest["restart_on_change"]
     fstab = None
     if guest["fstab"]:
         fstab = {"name": guest["nfs_root"], **guest["fstab"]}

@@ -4,8 +4,9 @@
     export removed.
 
     Inline pillar (all optional):
-      guest: NAME          only this guest (a name pillar does not define
-                           selects nothing and is logged)
+      guest: NAME          only this guest, booted even without autostart
+                           (a name pillar does not define selects nothing
+                           and is logged)
       dom0: MINION_ID      only the guests this dom0 runs
       autostart_only: true only guests with autostart (minion start reactor)
 
@@ -35,7 +36,7 @@
   salt.state:
     - tgt: {{ guest.dom0 | json }}
     - sls: [xen_nfsroot.dom0]
-    - pillar: {xen_nfsroot_guest: {{ name | json }}}
+    - pillar: {xen_nfsroot_guest: {{ name | json }}, xen_nfsroot_boot: {{ (only is not none) | json }}}
 {%-     if not guest.absent %}
     - require:
       - salt: {{ export_id }}

@@ -1,9 +1,12 @@
 {#- The dom0 side: for each guest this minion runs, its kernel (and
     initramfs) in place, its config written and, with autostart, the guest
-    booted. A guest marked absent is stopped and its config removed.
+    booted (or booted anyway with the inline pillar xen_nfsroot_boot: true,
+    which the orchestration passes for a guest it was asked to boot by name).
+    A guest marked absent is stopped and its config removed.
     Arguments come from xen_nfsroot.guests, which validated the pillar. -#}
 {%- set only = salt["pillar.get"]("xen_nfsroot_guest") or none %}
 {%- set guests = salt["xen_nfsroot.guests"]("dom0", only=only) %}
+{%- set boot = salt["pillar.get"]("xen_nfsroot_boot", False) is sameas true %}
 {%- set managed = [] %}
 {#- A minion that is also the NFS server of its guests boots them only after
     their exports are applied. #}
@@ -37,11 +40,16 @@ xen_nfsroot-file-{{ guest[file] }}:
 {%-       endif %}
 {%-     endfor %}
 
+{%-     set running = guest.autostart or boot %}
+
 {{ guest_id }}:
-  xen_guest.{{ "running" if guest.autostart else "configured" }}:
+  xen_guest.{{ "running" if running else "configured" }}:
 {%-     for key, value in guest.states.xen_guest.items() if value is not none %}
     - {{ key }}: {{ value | json }}
 {%-     endfor %}
+{%-     if running %}
+    - restart_on_change: {{ guest.restart_on_change | json }}
+{%-     endif %}
 {%-     if guest.kernel_source or guest.ramdisk_source or guest.nfs_server == grains.id %}
     - require:
 {%-       for file in ("kernel", "ramdisk") if guest[file ~ "_source"] %}

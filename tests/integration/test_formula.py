@@ -133,6 +133,9 @@ def test_orchestrate_exports_before_boots(fresh, salt_run_cli, xen_doubles):
     assert all(r["result"] is True for r in results.values()), results
     assert sorted(_parse_listing(exportfs_v())) == ["/srv/xen/static", "/xen"]
     assert list(xen_doubles["dom0-a"].domains()) == ["XenGuest"]
+    # StaticGuest has autostart: false: configured, booted only when asked by name.
+    assert (CONFIG_DIR / "StaticGuest.cfg").exists()
+    assert xen_doubles["dom0-b"].domains() == {}
 
 
 def test_orchestrate_one_guest(fresh, salt_run_cli, xen_doubles):
