@@ -171,7 +171,8 @@ class Lab:
     def read(self, label, path):
         """A file of the dom0 (file.read), or None when it cannot be read."""
         text = self.salt(label, "file.read", path, check=False)
-        if not isinstance(text, str) or text.startswith("ERROR"):
+        if not isinstance(text, str) or text.startswith(
+                ("ERROR", "The minion function caused an exception")):
             return None
         return text
 
@@ -365,6 +366,9 @@ class Lab:
         deadline = time.monotonic() + timeout
         text = None
         while time.monotonic() < deadline:
+            if not self.exists(f"console-{guest}-exists", path):
+                time.sleep(2)
+                continue
             text = self.read(f"console-{guest}", path)
             if text and MARKER in text and ROOT_MARKER in text.split(MARKER, 1)[1]:
                 seen = time.monotonic() - since

@@ -58,7 +58,11 @@ class LabRun:
 
     def outputs(self, label):
         """Raw stdout of every command the lab ran under LABEL, in order."""
-        paths = sorted((self.workdir / "out").glob(f"[0-9]*-{label}.out"))
+        pattern = re.compile(rf"^\d+-{re.escape(label)}\.out$")
+        paths = sorted(
+            (path for path in (self.workdir / "out").iterdir() if pattern.match(path.name)),
+            key=lambda path: int(path.name.split("-", 1)[0]),
+        )
         assert paths, (
             f"the lab ran no command {label!r}; its output ends with:\n"
             + "\n".join(self.stdout.splitlines()[-30:])
