@@ -1,0 +1,545 @@
+"""Benchmark driver: highstate cost of the formula from 1 to 1000 guests.
+
+Started by ``bench/run`` inside ``unshare --mount`` + ``tests/isolate``: the
+files it changes (/etc/exports*, /var/lib/nfs, /etc/xen, /boot, /srv) are
+private copies. For each N it generates a pillar of N guests and times whole
+``salt-call --local`` processes:
+
+* ``server``: ``state.apply xen_nfsroot.server`` (packages and service off by
+  pillar), the real ``exportfs`` behind a logging shim on PATH;
+* ``dom0``: ``state.apply xen_nfsroot.dom0`` with the xl/xm test double
+  (``tests/doubles/bin``), whose ``spawn.log`` counts its processes;
+* ``floor``: as many ``test.succeed_without_changes`` states as the measured
+  SLS has (Salt's state engine alone), on the formula's Salt;
+* ``anchor``: Salt 3007's core ``nfs_export.present`` for the same N exports,
+  from a Salt-only environment.
+
+Each repetition starts from a clean state and times the first run
+(everything changes) and the second run (nothing changes). The median over
+the repetitions is reported, with peak memory (``ru_maxrss`` of the
+salt-call process) and the processes spawned.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+DOUBLE_BIN = REPO / "tests" / "doubles" / "bin"
+SHIMS = BENCH / "shims"
+ROOTS = Path("/srv/xen-nfsroot-bench")
+KERNEL = Path("/boot/vmlinuz-xen-nfsroot-bench")
+DROP_IN = "/etc/exports.d/xen-nfsroot.exports"
+SERVER_ID = "nfs1"
+DOM0_ID = "dom0-a"
+OPTIONS = ["rw", "no_root_squash", "async", "no_subtree_check"]
+FSTAB = (
+    "# /etc/fstab of a guest installed on local disks\n"
+    "/dev/sda1\t/\text3\tdefaults\t1 1\n"
+    "/dev/sdb2\tswap\tswap\tdefaults\t0 0\n"
+    "proc\t/proc\tproc\tdefaults\t0 0\n"
+    "sysfs\t/sys\tsysfs\tdefaults\t0 0\n"
+)
+KINDS = ("server", "dom0", "anchor")
+RUNS = ("first", "second")
+
+
+def guest_name(index):
+    return f"bench{index:04d}"
+
+
+def guest_root(index):
+    return ROOTS / guest_name(index)
+
+
+def guest_client(index):
+    return f"10.1.{index // 250}.{index % 250 + 1}"
+
+
+# ---------------------------------------------------------------------------
+# Generated inputs
+# ---------------------------------------------------------------------------
+
+
+def write_pillar(directory, count):
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "top.sls").write_text("base:\n  '*':\n    - xen_nfsroot\n")
+    lines = [
+        "xen_nfsroot:",
+        "  server:",
+        "    manage_packages: false",
+        "    manage_service: false",
+        "  defaults:",
+        "    memory: 256",
+        "    toolstack: auto",
+        f"    export_options: [{', '.join(OPTIONS)}]",
+        "  guests:",
+    ]
+    for index in range(count):
+        lines += [
+            f"    {guest_name(index)}:",
+            f"      nfs_server: {SERVER_ID}",
+            "      nfs_server_address: 192.0.2.1",
+            f"      nfs_root: {guest_root(index)}",
+            f"      export_clients: [{guest_client(index)}]",
+            f"      dom0: {DOM0_ID}",
+            f"      kernel: {KERNEL}",
+            "      network: dhcp",
+            "      fstab: {fstype: nfs, disable: [/dev/sdb2]}",
+            "      autostart: true",
+        ]
+    (directory / "xen_nfsroot.sls").write_text("\n".join(lines) + "\n")
+
+
+def write_floor(directory, states):
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"floor_{states}.sls"
+    if not path.exists():
+        path.write_text(
+            "".join(f"floor-{i}:\n  test.succeed_without_changes: []\n" for i in range(states))
+        )
+    return f"floor_{states}"
+
+
+def write_anchor(directory, count):
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"anchor_{count}.sls"
+    if not path.exists():
+        path.write_text(
+            "".join(
+                f"{guest_root(i)}:\n"
+                "  nfs_export.present:\n"
+                f"    - hosts: {guest_client(i)}\n"
+                f"    - options: [{', '.join(OPTIONS)}]\n"
+                for i in range(count)
+            )
+        )
+    return f"anchor_{count}"
+
+
+def write_config(directory, file_roots, pillar_roots):
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {
+        "root_dir": str(directory / "root"),
+        "file_client": "local",
+        "file_roots": {"base": [str(p) for p in file_roots]},
+        "pillar_roots": {"base": [str(p) for p in pillar_roots]},
+        "log_level_logfile": "warning",
+    }
+    (directory / "minion").write_text(json.dumps(config, indent=1) + "\n")
+    return directory
+
+
+# ---------------------------------------------------------------------------
+# Clean state
+# ---------------------------------------------------------------------------
+
+
+def check_isolated():
+    host = os.environ.get("XEN_NFSROOT_HOST_MNTNS")
+    if not os.environ.get("XEN_NFSROOT_ISOLATED") or not host:
+        sys.exit("bench/bench.py writes /etc/exports and /etc/xen: start it with bench/run")
+    if os.readlink("/proc/self/ns/mnt") == host:
+        sys.exit("bench/bench.py is not in a private mount namespace: start it with bench/run")
+
+
+def reset(count, double_dir):
+    """No exports, no guest configs, N guest roots with a disk fstab each."""
+    Path("/etc/exports").write_text("")
+    shutil.rmtree("/etc/exports.d", ignore_errors=True)
+    Path("/var/lib/nfs/etab").write_text("")
+    shutil.rmtree("/etc/xen", ignore_errors=True)
+    shutil.rmtree(ROOTS, ignore_errors=True)
+    for index in range(count):
+        etc = guest_root(index) / "etc"
+        etc.mkdir(parents=True)
+        (etc / "fstab").write_text(FSTAB)
+    KERNEL.write_bytes(b"\x7fELF not a real kernel\n")
+    shutil.rmtree(double_dir, ignore_errors=True)
+    double_dir.mkdir(parents=True)
+    (double_dir / "settings.json").write_text("{}")
+
+
+# ---------------------------------------------------------------------------
+# One measured salt-call
+# ---------------------------------------------------------------------------
+
+
+def salt_call(venv, config, minion_id, sls, env):
+    """Run one salt-call --local; return (seconds, peak KiB, output, stderr)."""
+    command = [
+        str(Path(venv) / "bin" / "salt-call"), "--local", "-c", str(config), "--id", minion_id,
+        "-l", "quiet", "--out", "json", "state.apply", sls,
+    ]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=env)  # noqa: S603
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.monotonic() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    return seconds, usage.ru_maxrss, stdout, stderr
+
+
+def summarise(stdout, stderr):
+    """States, changed, failed and the first failure of a state.apply JSON output."""
+    try:
+        result = json.loads(stdout)["local"]
+    except (ValueError, KeyError, TypeError):
+        return {"states": 0, "changed": 0, "failed": 1, "error": (stdout + stderr).strip()[:2000]}
+    if not isinstance(result, dict):
+        return {"states": 0, "changed": 0, "failed": 1, "error": str(result)[:2000]}
+    failed = [r for r in result.values() if r.get("result") is not True]
+    summary = {
+        "states": len(result),
+        "changed": sum(1 for r in result.values() if r.get("changes")),
+        "failed": len(failed),
+    }
+    if failed:
+        summary["error"] = f"{failed[0].get('__id__')}: {failed[0].get('comment')}"[:2000]
+    return summary
+
+
+def read_lines(path):
+    try:
+        return [line for line in Path(path).read_text().splitlines() if line]
+    except FileNotFoundError:
+        return []
+
+
+def spawn_counts(exportfs_log, double_dir):
+    counts = {}
+    for line in read_lines(exportfs_log):
+        key = f"exportfs {line}".strip()
+        counts[key] = counts.get(key, 0) + 1
+    for line in read_lines(Path(double_dir) / "spawn.log"):
+        argv = json.loads(line)
+        key = " ".join(argv[:2]) if argv[1:2] != ["list"] else " ".join(argv)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+class Bench:
+    def __init__(self, args, work):
+        self.args = args
+        self.work = work
+        self.double_dir = work / "xen-double"
+        self.exportfs_log = work / "exportfs.log"
+        self.env = dict(
+            os.environ,
+            PATH=os.pathsep.join([str(SHIMS), str(DOUBLE_BIN), os.environ.get("PATH", "")]),
+            XEN_DOUBLE_DIR=str(self.double_dir),
+            BENCH_EXPORTFS_LOG=str(self.exportfs_log),
+        )
+        self.pillar = work / "pillar"
+        self.floor = work / "floor"
+        self.anchor = work / "anchor"
+        empty = work / "empty-pillar"
+        empty.mkdir()
+        self.configs = {
+            "formula": write_config(work / "conf-formula", [REPO / "salt"], [self.pillar]),
+            "floor": write_config(work / "conf-floor", [self.floor], [empty]),
+            "anchor": write_config(work / "conf-anchor", [self.anchor], [empty]),
+        }
+        self.samples = []  # one dict per salt-call
+        self.problems = []
+
+    def measure(self, count, repetition, kind, run, call):
+        """call: (venv, config dir, minion id, sls) of the salt-call to time."""
+        venv, config, minion_id, sls = call
+        self.exportfs_log.unlink(missing_ok=True)
+        (self.double_dir / "spawn.log").unlink(missing_ok=True)
+        seconds, maxrss, stdout, stderr = salt_call(venv, config, minion_id, sls, self.env)
+        sample = {
+            "n": count,
+            "repetition": repetition,
+            "kind": kind,
+            "run": run,
+            "seconds": round(seconds, 4),
+            "max_rss_kib": maxrss,
+            "spawns": spawn_counts(self.exportfs_log, self.double_dir),
+            **summarise(stdout, stderr),
+        }
+        expected_changes = run == "first" and kind != "floor"
+        if sample["failed"]:
+            self.problems.append(f"N={count} {kind} {run}: {sample['failed']} failed: "
+                                 f"{sample.get('error')}")
+        elif expected_changes and not sample["changed"]:
+            self.problems.append(f"N={count} {kind} {run}: nothing changed")
+        elif run == "second" and sample["changed"]:
+            self.problems.append(f"N={count} {kind} {run}: {sample['changed']} states changed")
+        self.samples.append(sample)
+        print(
+            f"  N={count:<5} rep {repetition} {kind:<7} {run:<6} {seconds:8.2f} s "
+            f"{maxrss / 1024:7.1f} MiB  states {sample['states']:<5} changed "
+            f"{sample['changed']:<5} failed {sample['failed']}  {fmt_spawns(sample['spawns'])}",
+            flush=True,
+        )
+        return sample
+
+    def pair(self, count, repetition, kind, call):
+        reset(count, self.double_dir)
+        for run in RUNS:
+            self.measure(count, repetition, kind, run, call)
+
+    def run(self):
+        formula, anchor = self.args.formula_venv, self.args.anchor_venv
+        for count in self.args.sizes:
+            shutil.rmtree(self.pillar, ignore_errors=True)
+            write_pillar(self.pillar, count)
+            anchor_sls = write_anchor(self.anchor, count)
+            floor_states = sorted({count, 2 * count + 1})
+            floors = {states: write_floor(self.floor, states) for states in floor_states}
+            for repetition in range(1, self.args.repeat + 1):
+                conf = self.configs["formula"]
+                self.pair(count, repetition, "server",
+                          (formula, conf, SERVER_ID, "xen_nfsroot.server"))
+                self.pair(count, repetition, "dom0",
+                          (formula, conf, DOM0_ID, "xen_nfsroot.dom0"))
+                if not self.args.no_anchor:
+                    self.pair(count, repetition, "anchor",
+                              (anchor, self.configs["anchor"], "anchor", anchor_sls))
+                for states, sls in floors.items():
+                    self.measure(count, repetition, f"floor{states}", "second",
+                                 (formula, self.configs["floor"], "floor", sls))
+
+
+def fmt_spawns(spawns):
+    return ", ".join(f"{k} ×{v}" for k, v in sorted(spawns.items())) or "none"
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+
+
+def median(samples, key):
+    return statistics.median(s[key] for s in samples)
+
+
+def aggregate(samples):
+    """{(n, kind, run): row} with medians; spawns must agree across repetitions."""
+    groups = {}
+    for sample in samples:
+        groups.setdefault((sample["n"], sample["kind"], sample["run"]), []).append(sample)
+    rows = {}
+    for (count, kind, run), group in groups.items():
+        spawns = [json.dumps(s["spawns"], sort_keys=True) for s in group]
+        rows[(count, kind, run)] = {
+            "n": count,
+            "kind": kind,
+            "run": run,
+            "repetitions": len(group),
+            "seconds": round(median(group, "seconds"), 3),
+            "seconds_all": [s["seconds"] for s in group],
+            "max_rss_mib": round(median(group, "max_rss_kib") / 1024, 1),
+            "states": group[0]["states"],
+            "changed": group[0]["changed"],
+            "failed": max(s["failed"] for s in group),
+            "spawns": group[0]["spawns"],
+            "spawns_vary": len(set(spawns)) > 1,
+        }
+    return rows
+
+
+def floor_of(rows, count, states):
+    row = rows.get((count, f"floor{states}", "second"))
+    return row["seconds"] if row else None
+
+
+def add_ratios(rows):
+    for (count, kind, run), row in rows.items():
+        if kind.startswith("floor"):
+            continue
+        states = row["states"] or count
+        floor = floor_of(rows, count, states)
+        row["floor_states"] = states
+        row["floor_seconds"] = floor
+        row["ratio_floor"] = round(row["seconds"] / floor, 2) if floor else None
+        row["above_floor"] = round(row["seconds"] - floor, 3) if floor else None
+        anchor = rows.get((count, "anchor", run))
+        row["ratio_anchor"] = (
+            round(row["seconds"] / anchor["seconds"], 3) if anchor and kind != "anchor" else None
+        )
+
+
+def check(ok, text, measured):
+    return {"ok": bool(ok), "target": text, "measured": measured}
+
+
+def targets(rows, sizes):
+    """The targets the formula must meet, each with its measured figures."""
+    results = []
+    for (count, kind, run), row in sorted(rows.items()):
+        spawns = row["spawns"]
+        if kind == "server":
+            ra = spawns.get("exportfs -ra", 0)
+            v = spawns.get("exportfs -v", 0)
+            other = {k: c for k, c in spawns.items() if k not in ("exportfs -ra", "exportfs -v")}
+            ok = ra <= (1 if run == "first" else 0) and v <= 1 and not other
+            results.append(check(ok, f"N={count} server {run}: at most one exportfs -ra "
+                                     "(none when nothing changed) and one exportfs -v",
+                                 fmt_spawns(spawns)))
+        elif kind == "dom0":
+            booted = count if run == "first" else 0
+            lists = sum(c for k, c in spawns.items() if k.split()[1:2] == ["list"])
+            creates = sum(c for k, c in spawns.items() if k.split()[1:2] == ["create"])
+            other = sum(c for k, c in spawns.items()
+                        if k.split()[1:2] not in (["list"], ["create"]))
+            ok = lists <= 1 and creates == booted and not other
+            results.append(check(ok, f"N={count} dom0 {run}: at most one listing and "
+                                     f"{booted} create", fmt_spawns(spawns)))
+    if 100 in sizes and 1000 in sizes:
+        for kind in ("server", "dom0"):
+            for run in RUNS:
+                low, high = rows.get((100, kind, run)), rows.get((1000, kind, run))
+                if not (low and high and low["above_floor"] and high["above_floor"] is not None):
+                    continue
+                growth = high["above_floor"] / low["above_floor"]
+                results.append(check(
+                    growth <= 11,
+                    f"{kind} {run}: time − floor grows at most 11× from N=100 to N=1000",
+                    f"{high['above_floor']:.2f} s / {low['above_floor']:.2f} s = {growth:.1f}×"))
+        for kind in ("server", "dom0"):
+            for run, limit in (("second", 1.5), ("first", 3)):
+                row = rows.get((1000, kind, run))
+                if row and row["ratio_floor"]:
+                    results.append(check(
+                        row["ratio_floor"] <= limit,
+                        f"N=1000 {kind} {run}: at most {limit}× the floor",
+                        f"{row['seconds']:.2f} s / {row['floor_seconds']:.2f} s "
+                        f"({row['floor_states']} states) = {row['ratio_floor']:.2f}×"))
+        for run, factor in (("first", 5), ("second", 2)):
+            row, anchor = rows.get((1000, "server", run)), rows.get((1000, "anchor", run))
+            if row and anchor:
+                speedup = anchor["seconds"] / row["seconds"]
+                results.append(check(
+                    speedup >= factor,
+                    f"N=1000 server {run}: at least {factor}× faster than core nfs_export",
+                    f"{anchor['seconds']:.2f} s / {row['seconds']:.2f} s = {speedup:.1f}×"))
+    return results
+
+
+def render_markdown(meta, rows, checks, problems):
+    lines = [
+        "# Benchmark: highstate cost from 1 to 1000 guests",
+        "",
+        f"Command: `{meta['command']}` — {meta['date']}, {meta['machine']}.",
+        f"Load average before: {meta['load_before']}; after: {meta['load_after']}.",
+        f"Formula on Salt {meta['salt']}; anchor: Salt {meta['anchor_salt']} core "
+        f"`nfs_export.present`; {meta['repeat']} repetition(s), median shown.",
+        "",
+        "Each figure is a whole `salt-call --local state.apply` process. `first`: from a clean "
+        "state (no exports, no guest configs, disk fstabs), everything changes; `second`: the "
+        "same again, nothing changes. `floor` = Salt's state engine alone: as many "
+        "`test.succeed_without_changes` states as the measured run has (server: 2N+1 states, "
+        "dom0 and anchor: N). `×floor` = seconds / floor; `×anchor` = seconds / core "
+        "`nfs_export`'s seconds for the same N and run (below 1 is faster). Spawns are counted "
+        "by a logging `exportfs` shim on PATH and the xl double's spawn log.",
+        "",
+        "| N | side | run | seconds | ×floor | ×anchor | states | changed | spawns | memory MiB |",
+        "|--:|:-----|:----|--------:|-------:|--------:|-------:|--------:|:-------|-----------:|",
+    ]
+
+    def ratio(value):
+        return "" if value is None else f"{value:.2f}"
+
+    order = {"server": 0, "dom0": 1, "anchor": 2}
+    for row in sorted(rows.values(), key=lambda r: (
+            r["n"], order.get(r["kind"], 3), r["kind"], r["run"] != "first")):
+        kind = row["kind"]
+        if kind.startswith("floor"):
+            kind, run = "floor", f"{row['states']} states"
+        else:
+            run = row["run"]
+        lines.append(
+            f"| {row['n']} | {kind} | {run} | {row['seconds']:.2f} | "
+            f"{ratio(row.get('ratio_floor'))} | {ratio(row.get('ratio_anchor'))} | "
+            f"{row['states']} | {row['changed']} | {fmt_spawns(row['spawns'])} | "
+            f"{row['max_rss_mib']:.0f} |"
+        )
+    lines += ["", "## Targets", ""]
+    for item in checks:
+        lines.append(f"- {'met' if item['ok'] else '**missed**'}: {item['target']} — "
+                     f"{item['measured']}")
+    if problems:
+        lines += ["", "## Problems", ""] + [f"- {p}" for p in problems]
+    return "\n".join(lines) + "\n"
+
+
+def loadavg():
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--formula-venv", required=True)
+    parser.add_argument("--salt", required=True)
+    parser.add_argument("--anchor-venv", required=True)
+    parser.add_argument("--anchor-salt", required=True)
+    parser.add_argument("--quick", action="store_true",
+                        help="N = 1, 10, 100, one repetition, results-quick.*")
+    parser.add_argument("--sizes", help="comma-separated N (default 1,10,100,1000)")
+    parser.add_argument("--repeat", type=int, help="repetitions (default 3)")
+    parser.add_argument("--no-anchor", action="store_true", help="skip core nfs_export")
+    parser.add_argument("--output", help="results file stem (default bench/results)")
+    args = parser.parse_args()
+    check_isolated()
+    args.sizes = [int(n) for n in (args.sizes or ("1,10,100" if args.quick else "1,10,100,1000"))
+                  .split(",")]
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    stem = Path(args.output) if args.output else BENCH / (
+        "results-quick" if args.quick else "results")
+    meta = {
+        "command": "bench/run " + " ".join(sys.argv[1:][8:]),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "salt": args.salt,
+        "anchor_salt": args.anchor_salt,
+        "repeat": args.repeat,
+        "sizes": args.sizes,
+        "load_before": loadavg(),
+    }
+    meta["command"] = meta["command"].strip()
+    print(f"== load average {meta['load_before']}; N = {args.sizes}, "
+          f"{args.repeat} repetition(s)", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="xen-nfsroot-bench."))
+    try:
+        bench = Bench(args, work)
+        bench.run()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(ROOTS, ignore_errors=True)
+    meta["load_after"] = loadavg()
+    rows = aggregate(bench.samples)
+    add_ratios(rows)
+    checks = targets(rows, args.sizes)
+    markdown = render_markdown(meta, rows, checks, bench.problems)
+    stem.with_suffix(".md").write_text(markdown)
+    stem.with_suffix(".json").write_text(json.dumps({
+        "meta": meta,
+        "rows": sorted(rows.values(), key=lambda r: (r["n"], r["kind"], r["run"])),
+        "targets": checks,
+        "problems": bench.problems,
+        "samples": bench.samples,
+    }, indent=1) + "\n")
+    print()
+    print(markdown)
+    print(f"== written {stem.with_suffix('.md')} and {stem.with_suffix('.json')}")
+    return 1 if bench.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
