@@ -185,8 +185,7 @@ def fire(salt_run_cli, data):
     assert ret.returncode == 0, ret
 
 
-def test_reactor_boots_a_guest(fresh, salt_run_cli, xen_doubles, salt_master, event_listener):
-    start = time.time()
+def test_reactor_boots_a_guest(fresh, salt_run_cli, xen_doubles):
     fire(salt_run_cli, {"guest": "StaticGuest"})
     assert wait_for(lambda: "StaticGuest" in xen_doubles["dom0-b"].domains()), (
         "the reactor did not boot StaticGuest"
@@ -194,8 +193,6 @@ def test_reactor_boots_a_guest(fresh, salt_run_cli, xen_doubles, salt_master, ev
     assert STATIC_EXPORT in EXPORTS_FILE.read_text()
     assert list(_parse_listing(exportfs_v())) == ["/srv/xen/static"]
     assert xen_doubles["dom0-a"].domains() == {}
-    events = event_listener.get_events([(salt_master.id, "salt/run/*/ret")], after_time=start)
-    assert events is not None
 
 
 FORGED = [
@@ -215,14 +212,25 @@ def test_forged_events_boot_nothing_and_change_nothing(
     start = time.time()
     for data in FORGED:
         fire(salt_run_cli, data)
-    # A marker event fired last: once the reactor has handled it, the forged
-    # ones before it have been handled too.
-    fire(salt_run_cli, {"guest": "NoSuchGuest", "marker": True})
-    matched = event_listener.wait_for_events(
-        [(salt_master.id, "salt/run/*/ret")], after_time=start, timeout=90
-    )
-    assert matched.found_all_events, "the marker's orchestration never finished"
+    # Well-formed names reach the orchestration (which selects nothing for a
+    # guest pillar does not define); the others never start one. Wait until
+    # every orchestration started has returned.
+    started = sum(isinstance(d.get("guest"), str) and d["guest"].isalnum() for d in FORGED)
+    assert started == 2
+
+    def returned():
+        events = event_listener.get_events([(salt_master.id, "salt/run/*/ret")], after_time=start)
+        return [e for e in events if e.data.get("fun") == "runner.state.orchestrate"]
+
+    assert wait_for(lambda: len(returned()) >= started), returned()
     time.sleep(2)
+    assert len(returned()) == started
+    for event in returned():
+        assert event.data["return"]["data"]["master"], event.data
+        assert all(
+            step.startswith("test_|-xen_nfsroot-nothing-selected")
+            for step in event.data["return"]["data"]["master"]
+        ), event.data
     assert snapshot() == before
     assert exportfs_v() == ""
     for double in xen_doubles.values():
