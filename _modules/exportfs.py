@@ -833,7 +833,11 @@ class ExportsFile:
     def __init__(self, chunks, open_quote=None):
         self.chunks = chunks  # _Entry or str
         self.open_quote = open_quote
+        # Derived from chunks, kept up to date by the edits below so that a
+        # run editing one file N times costs O(N), not O(N^2): the entries
+        # by path key, and the rendered text (None: render again).
         self._index = None
+        self._rendered = None
 
     @classmethod
     def parse(cls, text):
@@ -856,7 +860,11 @@ class ExportsFile:
 
     def render(self):
         """The file's text."""
-        return "".join(self._text(chunk) for chunk in self.chunks)
+        if self._rendered is None:
+            self._rendered = "".join(
+                [chunk if isinstance(chunk, str) else chunk.text for chunk in self.chunks]
+            )
+        return self._rendered
 
     def _entries(self, key):
         if self._index is None:
@@ -917,10 +925,11 @@ class ExportsFile:
         else:
             prefix = text[: first.path_end] + " "
         new_text = prefix + rendered + text[first.tail :]
-        self._replace(first, new_text)
+        replacement = self._replace(first, new_text)
         for entry in entries[1:]:
             self.chunks.remove(entry)
-        self._index = None
+        self._index[first.key] = [replacement]
+        self._rendered = None
         return True
 
     def remove_export(self, path):
@@ -928,7 +937,9 @@ class ExportsFile:
         entries = self._entries(_path_key(path))
         for entry in entries:
             self.chunks.remove(entry)
-        self._index = None
+        if entries:
+            del self._index[entries[0].key]
+            self._rendered = None
         return bool(entries)
 
     def _replace(self, entry, new_text):
@@ -937,6 +948,8 @@ class ExportsFile:
         if len(replacement) != 1 or replacement[0].key != entry.key:
             raise CommandExecutionError(f"internal error: cannot rewrite {entry.text!r}")
         self.chunks[self.chunks.index(entry)] = replacement[0]
+        self._rendered = None
+        return replacement[0]
 
     def _append(self, line):
         if self.open_quote is not None:
@@ -945,6 +958,7 @@ class ExportsFile:
                 f"{self.open_quote}: a line added at its end would be swallowed; fix the "
                 "quoting first"
             )
+        start = len(self.chunks)
         last = next((chunk for chunk in reversed(self.chunks) if self._text(chunk)), None)
         if last is not None:
             # Chunks start at line boundaries between entries: the last one
@@ -959,7 +973,13 @@ class ExportsFile:
             if scanner.open_end:  # a trailing '\' would join the new line to the last one
                 self.chunks.append("\n")
         self.chunks.extend(ExportsFile.parse(line).chunks)
-        self._index = None
+        added = self.chunks[start:]
+        if self._index is not None:
+            for chunk in added:
+                if isinstance(chunk, _Entry):
+                    self._index.setdefault(chunk.key, []).append(chunk)
+        if self._rendered is not None:
+            self._rendered += "".join(self._text(chunk) for chunk in added)
 
     @staticmethod
     def _text(chunk):
@@ -1073,8 +1093,30 @@ def _locked(directory):
         os.close(handle)
 
 
-def _write_atomic(filename, data):
-    """Replace filename by data atomically, keeping mode and owner."""
+def _sync_directory(directory):
+    """Make the renames in directory durable (best effort)."""
+    with contextlib.suppress(OSError):
+        directory_handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory_handle)
+        finally:
+            os.close(directory_handle)
+
+
+def _sync_changed_directories(files):
+    """Make this run's renames of files durable: one fsync per directory."""
+    for directory in sorted({os.path.dirname(os.path.realpath(name)) for name in files}):
+        _sync_directory(directory)
+
+
+def _write_atomic(filename, data, sync_directory=True):
+    """Replace filename by data atomically, keeping mode and owner.
+
+    The data reaches the disk before the rename, so the file is always
+    either the old or the new one. sync_directory=False leaves making the
+    rename itself durable to the caller (apply_changes does it once per
+    directory before exportfs -ra, instead of once per edit).
+    """
     directory, name = os.path.split(filename)
     try:
         info = os.stat(filename)
@@ -1095,12 +1137,8 @@ def _write_atomic(filename, data):
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-    with contextlib.suppress(OSError):
-        directory_handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(directory_handle)
-        finally:
-            os.close(directory_handle)
+    if sync_directory:
+        _sync_directory(directory)
 
 
 def _edit(filename, path, change):
@@ -1129,13 +1167,17 @@ def _edit(filename, path, change):
         old = model.clients(path)
         before = None
         if filename not in changed["files"] and signature is not None:
-            before = model.render().encode("utf-8", "surrogateescape")
+            before = model.render()  # cached by the model: encoded only if it changes
         if not change(model):
             cache[filename] = (model, signature)
             return False, old, False
+        if before is not None:
+            before = before.encode("utf-8", "surrogateescape")
         data = model.render().encode("utf-8", "surrogateescape")
         try:
-            _write_atomic(os.path.realpath(filename), data)
+            # One exports file may be rewritten once per state in a run: its
+            # directory is synced once, by apply_changes.
+            _write_atomic(os.path.realpath(filename), data, sync_directory=False)
         except OSError as err:
             raise CommandExecutionError(f"cannot write {filename}: {err}") from err
         changed["files"].setdefault(filename, {"before": before})["after"] = data
@@ -1364,6 +1406,7 @@ def reload():
 
         salt '*' exportfs.reload
     """
+    _sync_changed_directories(__context__.get(_CTX_CHANGED, {}).get("files", ()))
     result = _exportfs("-ra")
     __context__.pop(_CTX_ACTIVE, None)
     if result["retcode"] != 0:
@@ -1501,6 +1544,7 @@ def apply_changes(verify=True, force=False):
     }
     if not changed["files"] and not force:
         return ret
+    _sync_changed_directories(changed["files"])
     result = _exportfs("-ra")
     __context__.pop(_CTX_ACTIVE, None)
     if result["retcode"] != 0:
