@@ -11,6 +11,25 @@ SHARED = REPO.parent / "shared"
 CORPUS = SHARED / "corpus"
 SPECIMENS_DIR = REPO / "tests" / "specimens"
 
+# The guest fstab of the original procedure, and what domu_fstab.nfs_root makes of it.
+SEED_FSTAB = (
+    "/dev/sda1               /                       ext3    defaults        1 1\n"
+    "none                    /dev/pts                devpts  gid=5,mode=620  0 0\n"
+    "none                    /dev/shm                tmpfs   defaults        0 0\n"
+    "none                    /proc                   proc    defaults        0 0\n"
+    "none                    /sys                    sysfs   defaults        0 0\n"
+    "/dev/sdb2               swap                    swap    defaults        0 0\n"
+)
+SEED_FSTAB_RESULT = (
+    "#xen-nfsroot# /dev/sda1               /                       ext3    defaults        1 1\n"
+    "/dev/nfs                /                       nfs     defaults        0 0\n"
+    "none                    /dev/pts                devpts  gid=5,mode=620  0 0\n"
+    "none                    /dev/shm                tmpfs   defaults        0 0\n"
+    "none                    /proc                   proc    defaults        0 0\n"
+    "none                    /sys                    sysfs   defaults        0 0\n"
+    "#xen-nfsroot# /dev/sdb2               swap                    swap    defaults        0 0\n"
+)
+
 
 def in_isolation():
     """True when running under tests/isolate (a private mount namespace)."""

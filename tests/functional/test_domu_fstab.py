@@ -5,23 +5,10 @@ import os
 
 import pytest
 
-SEED = (
-    "/dev/sda1               /                       ext3    defaults        1 1\n"
-    "none                    /dev/pts                devpts  gid=5,mode=620  0 0\n"
-    "none                    /dev/shm                tmpfs   defaults        0 0\n"
-    "none                    /proc                   proc    defaults        0 0\n"
-    "none                    /sys                    sysfs   defaults        0 0\n"
-    "/dev/sdb2               swap                    swap    defaults        0 0\n"
-)
-SEED_RESULT = (
-    "#xen-nfsroot# /dev/sda1               /                       ext3    defaults        1 1\n"
-    "/dev/nfs                /                       nfs     defaults        0 0\n"
-    "none                    /dev/pts                devpts  gid=5,mode=620  0 0\n"
-    "none                    /dev/shm                tmpfs   defaults        0 0\n"
-    "none                    /proc                   proc    defaults        0 0\n"
-    "none                    /sys                    sysfs   defaults        0 0\n"
-    "#xen-nfsroot# /dev/sdb2               swap                    swap    defaults        0 0\n"
-)
+from tests.conftest import SEED_FSTAB, SEED_FSTAB_RESULT
+
+SEED = SEED_FSTAB
+SEED_RESULT = SEED_FSTAB_RESULT
 SEED_CHANGES = {
     "root": {"old": "/dev/sda1 / ext3 defaults 1 1", "new": "/dev/nfs / nfs defaults 0 0"},
     "disabled": ["/dev/sdb2 swap swap defaults 0 0"],

@@ -14,17 +14,9 @@ import shutil
 import pytest
 import salt.utils.yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SEED_FSTAB
 from tests.xen_double import XenDouble
 
-SEED_FSTAB = (
-    "/dev/sda1               /                       ext3    defaults        1 1\n"
-    "none                    /dev/pts                devpts  gid=5,mode=620  0 0\n"
-    "none                    /dev/shm                tmpfs   defaults        0 0\n"
-    "none                    /proc                   proc    defaults        0 0\n"
-    "none                    /sys                    sysfs   defaults        0 0\n"
-    "/dev/sdb2               swap                    swap    defaults        0 0\n"
-)
 GUEST_ROOTS = {"XenGuest": pathlib.Path("/xen"), "StaticGuest": pathlib.Path("/srv/xen/static")}
 KERNELS = [
     pathlib.Path("/boot/vmlinuz-2.6.18-53.1.14.el5.myxen"),

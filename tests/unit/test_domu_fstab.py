@@ -5,29 +5,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from salt.exceptions import SaltInvocationError
 
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, SEED_FSTAB, SEED_FSTAB_RESULT
 from xen_nfsroot.modules import domu_fstab
 
 FSTABS = sorted((CORPUS / "fstab").glob("*.fstab"))
 MARKER = "#xen-nfsroot# "
 
-SEED = (
-    "/dev/sda1               /                       ext3    defaults        1 1\n"
-    "none                    /dev/pts                devpts  gid=5,mode=620  0 0\n"
-    "none                    /dev/shm                tmpfs   defaults        0 0\n"
-    "none                    /proc                   proc    defaults        0 0\n"
-    "none                    /sys                    sysfs   defaults        0 0\n"
-    "/dev/sdb2               swap                    swap    defaults        0 0\n"
-)
-SEED_RESULT = (
-    "#xen-nfsroot# /dev/sda1               /                       ext3    defaults        1 1\n"
-    "/dev/nfs                /                       nfs     defaults        0 0\n"
-    "none                    /dev/pts                devpts  gid=5,mode=620  0 0\n"
-    "none                    /dev/shm                tmpfs   defaults        0 0\n"
-    "none                    /proc                   proc    defaults        0 0\n"
-    "none                    /sys                    sysfs   defaults        0 0\n"
-    "#xen-nfsroot# /dev/sdb2               swap                    swap    defaults        0 0\n"
-)
+SEED = SEED_FSTAB
+SEED_RESULT = SEED_FSTAB_RESULT
 
 
 def lines_of(text):
