@@ -89,6 +89,8 @@ FSTAB_KEYS = frozenset(("fstype", "opts", "disable", "dump", "pass_num"))
 ARCHIVE_KEYS = frozenset(("source", "source_hash", "archive_format", "options", "skip_verify"))
 WORLD_CLIENTS = re.compile(r"^\*$|[*?\[]")
 ROLES = ("server", "dom0")
+# __context__ key: (fingerprint of the pillar, validated guests) of this run.
+_CTX_VALIDATED = "xen_nfsroot.validated"
 
 
 def __virtual__():
@@ -355,6 +357,23 @@ def _read_pillar():
     return pillar
 
 
+def _context():
+    """This run's __context__ (None where the loader gives none)."""
+    try:
+        return __context__
+    except NameError:
+        return None
+
+
+def _fingerprint(pillar):
+    """A key that changes whenever the pillar's content does (repr is exact
+    for the str/int/bool/None/list/dict a pillar holds, and cheap)."""
+    try:
+        return repr(pillar)
+    except Exception:  # noqa: BLE001 (an odd object: no caching)
+        return None
+
+
 def validate(pillar=None):
     """
     Validate the whole ``xen_nfsroot`` pillar and return every guest.
@@ -365,6 +384,10 @@ def validate(pillar=None):
     pillar
         The ``xen_nfsroot`` mapping to check; the minion's pillar when omitted.
 
+    A pillar is validated once per run: the result is kept in
+    ``__context__`` with the pillar's content, and the guests are shared by
+    every call of the run (read them, do not modify them).
+
     CLI Example:
 
     .. code-block:: bash
@@ -372,6 +395,21 @@ def validate(pillar=None):
         salt '*' xen_nfsroot.validate
     """
     pillar = _read_pillar() if pillar is None else pillar
+    # The SLS files, top.sls and the orchestration call this several times in
+    # one run: validate a given pillar once per run.
+    context = _context()
+    key = _fingerprint(pillar)
+    if context is not None and key is not None:
+        cached = context.get(_CTX_VALIDATED)
+        if cached is not None and cached[0] == key:
+            return dict(cached[1])
+    guests = _validate(pillar)
+    if context is not None and key is not None:
+        context[_CTX_VALIDATED] = (key, guests)
+    return dict(guests)
+
+
+def _validate(pillar):
     defaults = pillar.get("defaults") or {}
     if not isinstance(defaults, dict):
         _fail("defaults", "defaults", "expected a mapping", defaults)
