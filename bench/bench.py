@@ -208,9 +208,9 @@ def summarise(stdout, stderr):
     try:
         result = json.loads(stdout)["local"]
     except (ValueError, KeyError, TypeError):
-        return {"states": 0, "changed": 0, "failed": 1, "error": (stdout + stderr).strip()[:2000]}
+        return {"states": 0, "changed": 0, "failed": 1, "error": (stdout + stderr).strip()[-3000:]}
     if not isinstance(result, dict):
-        return {"states": 0, "changed": 0, "failed": 1, "error": str(result)[:2000]}
+        return {"states": 0, "changed": 0, "failed": 1, "error": str(result)[-3000:]}
     failed = [r for r in result.values() if r.get("result") is not True]
     summary = {
         "states": len(result),
@@ -218,7 +218,7 @@ def summarise(stdout, stderr):
         "failed": len(failed),
     }
     if failed:
-        summary["error"] = f"{failed[0].get('__id__')}: {failed[0].get('comment')}"[:2000]
+        summary["error"] = f"{failed[0].get('__id__')}: {failed[0].get('comment')}"[-3000:]
     return summary
 
 
@@ -271,7 +271,7 @@ class Bench:
         empty = work / "empty-pillar"
         empty.mkdir()
         self.configs = {
-            "formula": write_config(work / "conf-formula", [REPO / "salt"], [self.pillar]),
+            "formula": write_config(work / "conf-formula", [args.state_tree], [self.pillar]),
             "floor": write_config(work / "conf-floor", [self.floor], [empty]),
             "anchor": write_config(work / "conf-anchor", [self.anchor], [empty]),
         }
@@ -553,6 +553,8 @@ def main():
                         help="what to measure (default server,dom0,anchor,floor)")
     parser.add_argument("--profile", metavar="DIR",
                         help="run each salt-call under cProfile, statistics into DIR")
+    parser.add_argument("--state-tree", default=str(REPO / "salt"),
+                        help="the formula's state tree (default: the repository's salt/)")
     parser.add_argument("--output", help="results file stem (default bench/results)")
     args = parser.parse_args()
     args.kinds = set(args.kinds.split(","))
