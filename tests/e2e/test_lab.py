@@ -35,19 +35,24 @@ LAB_TIMEOUT = 60 * 60
 def lab(tmp_path_factory):
     """Run the whole lab once; yield its run folder and exit status."""
     workdir = tmp_path_factory.mktemp("xen-lab")
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [str(REPO / "lab" / "run"), "--workdir", str(workdir)],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=LAB_TIMEOUT,
-        check=False,
     )
-    (workdir / "lab-run.log").write_text(proc.stdout)
-    print(proc.stdout)
-    return LabRun(workdir, proc.returncode, proc.stdout)
+    try:
+        stdout, _ = proc.communicate(timeout=LAB_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        # SIGTERM lets the lab stop QEMU and its salt-master itself.
+        proc.terminate()
+        stdout, _ = proc.communicate(timeout=120)
+        pytest.fail(f"the lab did not finish within {LAB_TIMEOUT} s:\n{stdout[-3000:]}")
+    (workdir / "lab-run.log").write_text(stdout)
+    print(stdout)
+    return LabRun(workdir, proc.returncode, stdout)
 
 
 class LabRun:
