@@ -50,6 +50,8 @@ FSTAB = (
     "proc\t/proc\tproc\tdefaults\t0 0\n"
     "sysfs\t/sys\tsysfs\tdefaults\t0 0\n"
 )
+# Commentary appended to results.md (what the figures mean, what limits them).
+NOTES = BENCH / "notes.md"
 KINDS = ("server", "dom0", "anchor")
 RUNS = ("first", "second")
 
@@ -542,6 +544,8 @@ def render_markdown(meta, rows, checks, problems):
                      f"{item['measured']}")
     if problems:
         lines += ["", "## Problems", ""] + [f"- {p}" for p in problems]
+    if NOTES.exists():
+        lines += ["", NOTES.read_text().rstrip()]
     return "\n".join(lines) + "\n"
 
 
