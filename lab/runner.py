@@ -468,6 +468,15 @@ class Lab:
             if not re.search(rf"^{re.escape(path)}\s+{re.escape(client)}\(", exports, re.M):
                 raise LabError(f"exportfs -v does not list {path} for {client}:\n{exports}")
         self.say("exportfs -v (kernel nfsd): " + " | ".join(exports.split()))
+        drop_in = self.read("exports-drop-in", EXPORTS_FILE) or ""
+        if not re.search(r"^/srv/xen/guest\s+10\.99\.0\.2\(", drop_in, re.M):
+            raise LabError(f"{EXPORTS_FILE} has no export of /srv/xen/guest:\n{drop_in}")
+        admin_exports = self.read("etc-exports", "/etc/exports")
+        seed = (LAB / "image" / "dom0" / "etc" / "exports").read_text()
+        if admin_exports is None or admin_exports.rstrip("\n") != seed.rstrip("\n"):
+            raise LabError(f"/etc/exports changed by the formula:\n{admin_exports}")
+        self.say(f"{EXPORTS_FILE}: " + " | ".join(
+            " ".join(line.split()) for line in drop_in.splitlines() if line.strip()))
         fstab = self.read("guest-fstab", "/srv/xen/guest/etc/fstab") or ""
         if not re.search(r"^/dev/nfs\s+/\s+nfs", fstab, re.M) or not re.search(
                 r"^#.*/dev/sdb2\s+swap", fstab, re.M):

@@ -122,8 +122,12 @@ def test_orchestrate_exports_with_the_kernel_nfsd(lab):
     assert client.startswith("10.99.0.2(")
     options = client[client.index("(") + 1:-1].split(",")
     assert {"rw", "no_root_squash", "async", "no_subtree_check"} <= set(options)
-    # The admin's own export in /etc/exports is kept.
+    # The admin's own export in /etc/exports is kept, and the file untouched.
     assert exports["/srv/unrelated"].startswith("10.99.0.200(")
+    seed = (REPO / "lab" / "image" / "dom0" / "etc" / "exports").read_text()
+    assert lab.minion("etc-exports").rstrip("\n") == seed.rstrip("\n")
+    drop_in = lab.minion("exports-drop-in")
+    assert re.search(r"^/srv/xen/guest\s+10\.99\.0\.2\(", drop_in, re.M), drop_in
     fstab = lab.minion("guest-fstab")
     assert re.search(r"^/dev/nfs\s+/\s+nfs\s", fstab, re.M), fstab
     assert re.search(r"^#.*/dev/sdb2\s+swap", fstab, re.M), fstab
