@@ -419,7 +419,7 @@ def add_ratios(rows):
         row["net_above_floor"] = round(row["net_seconds"] - floor, 3) if floor else None
         anchor = rows.get((count, "anchor", run))
         row["ratio_anchor"] = (
-            round(row["seconds"] / anchor["seconds"], 3) if anchor and kind != "anchor" else None
+            round(row["seconds"] / anchor["seconds"], 3) if anchor and kind == "server" else None
         )
 
 
@@ -555,10 +555,10 @@ def loadavg():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--formula-venv", required=True)
-    parser.add_argument("--salt", required=True)
-    parser.add_argument("--anchor-venv", required=True)
-    parser.add_argument("--anchor-salt", required=True)
+    parser.add_argument("--formula-venv")
+    parser.add_argument("--salt")
+    parser.add_argument("--anchor-venv")
+    parser.add_argument("--anchor-salt")
     parser.add_argument("--quick", action="store_true",
                         help="N = 1, 10, 100, one repetition, results-quick.*")
     parser.add_argument("--sizes", help="comma-separated N (default 1,10,100,1000)")
@@ -569,9 +569,16 @@ def main():
                         help="run each salt-call under cProfile, statistics into DIR")
     parser.add_argument("--state-tree", default=str(REPO / "salt"),
                         help="the formula's state tree (default: the repository's salt/)")
+    parser.add_argument("--from-json", metavar="FILE",
+                        help="no measurement: write the report again from a results JSON")
     parser.add_argument("--output", help="results file stem (default bench/results)")
     args = parser.parse_args()
     args.kinds = set(args.kinds.split(","))
+    if args.from_json:
+        return report_again(Path(args.from_json), args.output)
+    if not (args.formula_venv and args.salt and args.anchor_venv and args.anchor_salt):
+        parser.error("--formula-venv, --salt, --anchor-venv and --anchor-salt are needed "
+                     "(bench/run gives them)")
     check_isolated()
     args.sizes = [int(n) for n in (args.sizes or ("1,10,100" if args.quick else "1,10,100,1000"))
                   .split(",")]
@@ -599,22 +606,33 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(ROOTS, ignore_errors=True)
     meta["load_after"] = loadavg()
-    rows = aggregate(bench.samples)
+    return report(meta, bench.samples, bench.problems, stem)
+
+
+def report(meta, samples, problems, stem):
+    """Aggregate the samples, check the targets, write STEM.md and STEM.json."""
+    rows = aggregate(samples)
     add_ratios(rows)
-    checks = targets(rows, args.sizes)
-    markdown = render_markdown(meta, rows, checks, bench.problems)
+    checks = targets(rows, meta["sizes"])
+    markdown = render_markdown(meta, rows, checks, problems)
     stem.with_suffix(".md").write_text(markdown)
     stem.with_suffix(".json").write_text(json.dumps({
         "meta": meta,
         "rows": sorted(rows.values(), key=lambda r: (r["n"], r["kind"], r["run"])),
         "targets": checks,
-        "problems": bench.problems,
-        "samples": bench.samples,
+        "problems": problems,
+        "samples": samples,
     }, indent=1) + "\n")
     print()
     print(markdown)
     print(f"== written {stem.with_suffix('.md')} and {stem.with_suffix('.json')}")
-    return 1 if bench.problems else 0
+    return 1 if problems else 0
+
+
+def report_again(source, output):
+    data = json.loads(source.read_text())
+    stem = Path(output) if output else source.with_suffix("")
+    return report(data["meta"], data["samples"], data["problems"], stem)
 
 
 if __name__ == "__main__":
