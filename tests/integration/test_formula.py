@@ -183,11 +183,22 @@ def fire(salt_run_cli, data):
     assert ret.returncode == 0, ret
 
 
-def test_reactor_boots_a_guest(fresh, salt_run_cli, xen_doubles):
+def orchestrations_returned(event_listener, salt_master, after):
+    """The state.orchestrate runs whose return the master published since `after`."""
+    events = event_listener.get_events([(salt_master.id, "salt/run/*/ret")], after_time=after)
+    return [e for e in events if e.data.get("fun") == "runner.state.orchestrate"]
+
+
+def test_reactor_boots_a_guest(fresh, salt_run_cli, xen_doubles, salt_master, event_listener):
+    start = time.time()
     fire(salt_run_cli, {"guest": "StaticGuest"})
-    assert wait_for(lambda: "StaticGuest" in xen_doubles["dom0-b"].domains()), (
-        "the reactor did not boot StaticGuest"
+    # The orchestration returns after the boot: wait for it too, so that it
+    # cannot finish during the next test.
+    assert wait_for(lambda: orchestrations_returned(event_listener, salt_master, start)), (
+        "the reactor's orchestration did not return"
     )
+    assert len(orchestrations_returned(event_listener, salt_master, start)) == 1
+    assert "StaticGuest" in xen_doubles["dom0-b"].domains(), "the reactor did not boot StaticGuest"
     assert STATIC_EXPORT in EXPORTS_FILE.read_text()
     assert list(_parse_listing(exportfs_v())) == ["/srv/xen/static"]
     assert xen_doubles["dom0-a"].domains() == {}
@@ -217,8 +228,7 @@ def test_forged_events_boot_nothing_and_change_nothing(
     assert started == 2
 
     def returned():
-        events = event_listener.get_events([(salt_master.id, "salt/run/*/ret")], after_time=start)
-        return [e for e in events if e.data.get("fun") == "runner.state.orchestrate"]
+        return orchestrations_returned(event_listener, salt_master, start)
 
     assert wait_for(lambda: len(returned()) >= started), returned()
     time.sleep(2)
