@@ -29,7 +29,6 @@ the value, so the SLS fails to render and nothing is changed.
           kernel: /boot/vmlinuz-2.6.18-53.1.14.el5.myxen
 """
 
-import copy
 import ipaddress
 import logging
 import posixpath
@@ -103,6 +102,22 @@ class PillarError(SaltInvocationError):
 
 def _fail(where, field, message, value):
     raise PillarError(f"xen_nfsroot pillar: {where}: {field}: {message}, got {value!r}")
+
+
+def _plain(value):
+    """A copy of pillar data made of plain dicts and lists.
+
+    Salt 3008 hands execution modules its pillar as dict and list subclasses
+    whose repr hides every value (and ``pillar.get`` outside a template
+    returns the hidden strings themselves); the copy holds the real values,
+    for validation, for error messages and for the per-run cache key, and is
+    this module's own, so nothing it returns shares a list with the pillar.
+    """
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _is_int(value):
@@ -241,9 +256,7 @@ def _validate_guest(name, raw, defaults):
     unknown = sorted(set(raw) - GUEST_KEYS - {"name"})
     if unknown:
         _fail(where, unknown[0], "unknown key", raw[unknown[0]])
-    guest = copy.deepcopy(GUEST_DEFAULTS)
-    guest.update(copy.deepcopy(defaults))
-    guest.update(copy.deepcopy({k: v for k, v in raw.items() if k != "name"}))
+    guest = _plain({**GUEST_DEFAULTS, **defaults, **raw})
     for key in REQUIRED:
         if guest.get(key) is None:
             _fail(where, key, "required key missing", None)
@@ -346,7 +359,10 @@ def _guest_entries(pillar):
 
 
 def _read_pillar():
-    pillar = __salt__["pillar.get"](PILLAR_KEY, {})
+    # __pillar__, not pillar.get: on Salt 3008, pillar.get called outside a
+    # template (the CLI, the orchestration's salt.function, a #!py SLS)
+    # returns every value masked as "**********".
+    pillar = _plain(__pillar__.get(PILLAR_KEY, {}))
     if pillar in (None, ""):
         return {}
     if not isinstance(pillar, dict):
@@ -394,7 +410,7 @@ def validate(pillar=None):
 
         salt '*' xen_nfsroot.validate
     """
-    pillar = _read_pillar() if pillar is None else pillar
+    pillar = _read_pillar() if pillar is None else _plain(pillar)
     # The SLS files, top.sls and the orchestration call this several times in
     # one run: validate a given pillar once per run.
     context = _context()

@@ -93,6 +93,22 @@ def test_highstate_of_all_three(fresh, run_on, xen_doubles):
     assert len(xen_doubles["dom0-a"].spawns(command="create")) == 1
 
 
+def test_the_pillar_module_answers_the_cli_with_real_values(minions, run_on):
+    """`salt nfs1 xen_nfsroot.guests server` and friends, as documented: on
+    Salt 3008 pillar.get outside a template masks every value, which the
+    module must not read."""
+    ret = run_on("nfs1", "xen_nfsroot.guests", "server")
+    assert ret.returncode == 0, ret
+    assert sorted(ret.data) == ["StaticGuest", "XenGuest"]
+    seed = ret.data["XenGuest"]
+    assert (seed["nfs_server"], seed["dom0"], seed["nfs_root"]) == ("nfs1", "dom0-a", "/xen")
+    assert seed["export_clients"] == ["192.0.2.10"]
+    ret = run_on("dom0-b", "xen_nfsroot.roles")
+    assert (ret.returncode, ret.data) == (0, ["dom0"])
+    ret = run_on("dom0-a", "xen_nfsroot.guest", "XenGuest")
+    assert ret.data["states"]["xen_guest"]["nfs_server"] == "192.0.2.1"
+
+
 def test_test_mode_changes_nothing(fresh, run_on, xen_doubles):
     before = snapshot()
     for minion_id in ("nfs1", "dom0-a", "dom0-b"):

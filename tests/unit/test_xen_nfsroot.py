@@ -20,12 +20,9 @@ def pillar():
 
 @pytest.fixture
 def configure_loader_modules(pillar):
-    def pillar_get(key, default=None):
-        return pillar.get(key, default)
-
     return {
         xen_nfsroot: {
-            "__salt__": {"pillar.get": pillar_get},
+            "__pillar__": pillar,
             "__opts__": {"id": "dom0-a"},
         }
     }
@@ -183,3 +180,58 @@ def test_unknown_top_level_and_server_keys(pillar):
 def test_bad_role():
     with pytest.raises(SaltInvocationError, match="role: expected server, dom0"):
         xen_nfsroot.guests("nfs")
+
+
+class _Hidden(dict):
+    """A pillar mapping whose repr hides its values, as Salt 3008 hands it
+    to execution modules."""
+
+    def __repr__(self):
+        return repr({key: "**********" for key in self})
+
+
+class _HiddenList(list):
+    def __repr__(self):
+        return repr(["**********" for _ in self])
+
+
+def _hide(value):
+    if isinstance(value, dict):
+        return _Hidden({key: _hide(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return _HiddenList(_hide(item) for item in value)
+    return value
+
+
+def test_a_masked_pillar_is_read_with_its_real_values(pillar):
+    pillar["xen_nfsroot"] = _hide(pillar["xen_nfsroot"])
+    guests = xen_nfsroot.validate()
+    seed = guests["XenGuest"]
+    assert seed["nfs_server"] == "nfs1"
+    assert seed["export_clients"] == ["192.0.2.10"]
+    assert type(seed["export_clients"]) is list
+    assert "**********" not in repr(guests)
+    # Errors show the value that is wrong, not the mask.
+    _guest(pillar)["memory"] = "lots"
+    with pytest.raises(SaltInvocationError, match="memory: expected a positive integer, got 'lots'"):
+        xen_nfsroot.validate()
+
+
+def test_the_run_cache_sees_a_changed_value_behind_a_mask(pillar):
+    context = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(xen_nfsroot, "__context__", context, raising=False)
+        pillar["xen_nfsroot"] = _hide(pillar["xen_nfsroot"])
+        assert xen_nfsroot.validate()["XenGuest"]["memory"] == 256
+        _guest(pillar)["memory"] = 384
+        assert xen_nfsroot.validate()["XenGuest"]["memory"] == 384
+
+
+def test_guests_share_no_list_with_the_pillar_or_each_other(pillar):
+    pillar["xen_nfsroot"]["defaults"]["export_options"] = ["rw", "no_root_squash"]
+    guests = xen_nfsroot.validate()
+    first, second = guests["XenGuest"], guests["StaticGuest"]
+    assert first["export_options"] == second["export_options"] == ["rw", "no_root_squash"]
+    assert first["export_options"] is not second["export_options"]
+    assert first["export_options"] is not pillar["xen_nfsroot"]["defaults"]["export_options"]
+    assert first["fstab"] is not second["fstab"]
