@@ -1,82 +1,86 @@
-{#- The NFS server side: packages and service, then for each guest this
-    minion exports: its root filesystem in place (optionally unpacked from an
-    archive), the guest's fstab turned to an NFS root, and its export; one
-    `exportfs -ra` at the end of the run, and only when an export changed.
-    A guest marked absent loses its export (its files are left alone).
-    Arguments come from xen_nfsroot.guests, which validated the pillar. -#}
-{%- from "xen_nfsroot/map.jinja" import server with context %}
-{%- set only = salt["pillar.get"]("xen_nfsroot_guest") or none %}
-{%- set guests = salt["xen_nfsroot.guests"]("server", only=only) %}
-{%- if guests %}
-{%-   if server.manage_packages %}
+#!py
+"""
+The NFS server side: packages and service, then for each guest this minion
+exports: its root filesystem in place (optionally unpacked from an
+archive), the guest's fstab turned to an NFS root, and its export; one
+``exportfs -ra`` at the end of the run, and only when an export changed. A
+guest marked absent loses its export (its files are left alone).
 
-xen_nfsroot-server-packages:
-  pkg.installed:
-    - pkgs: {{ server.packages | json }}
-{%-   endif %}
-{%-   if server.manage_service %}
+Arguments come from xen_nfsroot.guests, which validated the pillar; the
+package and service names from map.jinja.
 
-xen_nfsroot-server-service:
-  service.running:
-    - name: {{ server.service | json }}
-    - enable: true
-{%-     if server.manage_packages %}
-    - require:
-      - pkg: xen_nfsroot-server-packages
-{%-     endif %}
-{%-   endif %}
-{%-   for name, guest in guests.items() %}
-{%-     set export_id = "xen_nfsroot-export-" ~ name %}
-{%-     if guest.absent %}
+Python rather than Jinja and YAML: this SLS grows by three states per
+guest, and at a thousand guests Salt's pure-Python YAML parser took longer
+to read it than the states took to run (bench/notes.md).
+"""
 
-{{ export_id }}:
-  nfs_export.absent:
-    - name: {{ guest.nfs_root | json }}
-    - exports: {{ server.exports_file | json }}
-    - reload: false
-{%-     else %}
-{%-       if guest.root_archive %}
+# map.jinja's merge of defaults.yaml, the os_family map and pillar
+# xen_nfsroot:server, as data.
+SERVER_MAP = '{% from "xen_nfsroot/map.jinja" import server with context %}{{ server | json }}'
 
-xen_nfsroot-root-{{ name }}:
-  archive.extracted:
-    - name: {{ guest.nfs_root | json }}
-{%-         for key, value in guest.root_archive.items() %}
-    - {{ key }}: {{ value | json }}
-{%-         endfor %}
-    - enforce_toplevel: false
-    - if_missing: {{ (guest.nfs_root ~ "/etc") | json }}
-{%-       endif %}
-{%-       if guest.states.domu_fstab %}
 
-xen_nfsroot-fstab-{{ name }}:
-  domu_fstab.nfs_root:
-{%-         for key, value in guest.states.domu_fstab.items() if value is not none %}
-    - {{ key }}: {{ value | json }}
-{%-         endfor %}
-{%-         if guest.root_archive %}
-    - require:
-      - archive: xen_nfsroot-root-{{ name }}
-{%-         endif %}
-{%-       endif %}
+def _server():
+    return __salt__["slsutil.renderer"](
+        string=SERVER_MAP, default_renderer="jinja|json", saltenv=saltenv
+    )
 
-{{ export_id }}:
-  nfs_export.present:
-{%-       for key, value in guest.states.nfs_export.items() %}
-    - {{ key }}: {{ value | json }}
-{%-       endfor %}
-    - exports: {{ server.exports_file | json }}
-    - reload: false
-{%-       if guest.states.domu_fstab %}
-    - require:
-      - domu_fstab: xen_nfsroot-fstab-{{ name }}
-{%-       endif %}
-{%-     endif %}
-{%-   endfor %}
 
-xen_nfsroot-exports-applied:
-  nfs_export.reloaded:
-    - require:
-{%-   for name in guests %}
-      - xen_nfsroot-export-{{ name }}
-{%-   endfor %}
-{%- endif %}
+def _args(mapping):
+    """State arguments from a mapping, leaving out those that are None."""
+    return [{key: value} for key, value in mapping.items() if value is not None]
+
+
+def run():
+    # __pillar__, not pillar.get: Salt 3008 masks pillar.get's values in
+    # #!py files.
+    only = __pillar__.get("xen_nfsroot_guest") or None
+    guests = __salt__["xen_nfsroot.guests"]("server", only=only)
+    high = {}
+    if not guests:
+        return high
+    server = _server()
+    if server["manage_packages"]:
+        high["xen_nfsroot-server-packages"] = {"pkg.installed": [{"pkgs": server["packages"]}]}
+    if server["manage_service"]:
+        service = [{"name": server["service"]}, {"enable": True}]
+        if server["manage_packages"]:
+            service.append({"require": [{"pkg": "xen_nfsroot-server-packages"}]})
+        high["xen_nfsroot-server-service"] = {"service.running": service}
+
+    def exports():
+        return [{"exports": server["exports_file"]}, {"reload": False}]
+
+    for name, guest in guests.items():
+        export_id = "xen_nfsroot-export-" + name
+        if guest["absent"]:
+            high[export_id] = {"nfs_export.absent": [{"name": guest["nfs_root"]}, *exports()]}
+            continue
+
+        root_id = "xen_nfsroot-root-" + name
+        if guest["root_archive"]:
+            high[root_id] = {
+                "archive.extracted": [
+                    {"name": guest["nfs_root"]},
+                    *_args(guest["root_archive"]),
+                    {"enforce_toplevel": False},
+                    {"if_missing": guest["nfs_root"] + "/etc"},
+                ]
+            }
+
+        fstab_id = "xen_nfsroot-fstab-" + name
+        fstab = guest["states"]["domu_fstab"]
+        if fstab:
+            args = _args(fstab)
+            if guest["root_archive"]:
+                args.append({"require": [{"archive": root_id}]})
+            high[fstab_id] = {"domu_fstab.nfs_root": args}
+
+        args = [*_args(guest["states"]["nfs_export"]), *exports()]
+        if fstab:
+            args.append({"require": [{"domu_fstab": fstab_id}]})
+        high[export_id] = {"nfs_export.present": args}
+
+    high["xen_nfsroot-exports-applied"] = {
+        "nfs_export.reloaded": [{"require": ["xen_nfsroot-export-" + name for name in guests]}]
+    }
+    return high

@@ -213,7 +213,8 @@ def test_a_masked_pillar_is_read_with_its_real_values(pillar):
     assert "**********" not in repr(guests)
     # Errors show the value that is wrong, not the mask.
     _guest(pillar)["memory"] = "lots"
-    with pytest.raises(SaltInvocationError, match="memory: expected a positive integer, got 'lots'"):
+    expected = "memory: expected a positive integer, got 'lots'"
+    with pytest.raises(SaltInvocationError, match=expected):
         xen_nfsroot.validate()
 
 
