@@ -71,6 +71,9 @@ _CTX_CHANGED = "exportfs.changed"
 
 _BLANKS = " \t"
 _SPACES = " \t\n\r\v\f"
+# A token without quotes, escapes or continuations: the common case, read
+# in one match instead of character by character.
+_PLAIN_TOKEN = re.compile(r'[^ \t\n\r\v\f"\\]*')
 
 
 def __virtual__():
@@ -694,6 +697,15 @@ class _Scanner:
 
     def token(self, pos):
         """Read one token at pos: (token, next offset)."""
+        text = self.text
+        end = _PLAIN_TOKEN.match(text, pos).end()
+        if end == len(text) or text[end] not in '"\\':
+            after = end if end == len(text) or text[end] == "\n" else end + 1
+            return _Token(pos, end, text[pos:end]), after
+        return self.token_by_char(pos)
+
+    def token_by_char(self, pos):
+        """token() for any text: quotes, octal escapes, continuations."""
         text = self.text
         value = bytearray()
         quoted = None

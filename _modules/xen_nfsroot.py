@@ -358,19 +358,23 @@ def _guest_entries(pillar):
     _fail("guests", "guests", "expected a mapping of guest names", raw)
 
 
-def _read_pillar():
+def _read_pillar(section=None):
+    """The ``xen_nfsroot`` pillar, or one section of it, as plain data."""
     # __pillar__, not pillar.get: on Salt 3008, pillar.get called outside a
     # template (the CLI, the orchestration's salt.function, a #!py SLS)
     # returns every value masked as "**********".
-    pillar = _plain(__pillar__.get(PILLAR_KEY, {}))
+    pillar = __pillar__.get(PILLAR_KEY, {})
     if pillar in (None, ""):
         return {}
     if not isinstance(pillar, dict):
-        _fail("xen_nfsroot", PILLAR_KEY, "expected a mapping", pillar)
+        _fail("xen_nfsroot", PILLAR_KEY, "expected a mapping", _plain(pillar))
     unknown = sorted(set(pillar) - TOP_KEYS)
     if unknown:
-        _fail("xen_nfsroot", unknown[0], "unknown key", pillar[unknown[0]])
-    return pillar
+        _fail("xen_nfsroot", unknown[0], "unknown key", _plain(pillar[unknown[0]]))
+    if section is not None:
+        # Only what is asked for is copied: the guests can be thousands.
+        return {section: _plain(pillar.get(section))}
+    return _plain(pillar)
 
 
 def _context():
@@ -464,7 +468,7 @@ def settings(pillar=None):
 
         salt nfs1 xen_nfsroot.settings
     """
-    pillar = _read_pillar() if pillar is None else pillar
+    pillar = _read_pillar("server") if pillar is None else pillar
     server = pillar.get("server") or {}
     if not isinstance(server, dict):
         _fail("server", "server", "expected a mapping", server)

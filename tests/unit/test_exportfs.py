@@ -223,6 +223,29 @@ def test_adding_the_seed_export_keeps_every_corpus_line(source):
     assert not parse(new.decode("utf-8", "surrogateescape")).set_export("/xen", SEED)
 
 
+def _tokens_both_ways(text):
+    """token() and token_by_char() at every offset of text, side by side."""
+    for pos in range(len(text) + 1):
+        fast, slow = exportfs._Scanner(text), exportfs._Scanner(text)
+        (a, a_next), (b, b_next) = fast.token(pos), slow.token_by_char(pos)
+        yield (a.start, a.end, a.value, a_next, fast.open_quote), (
+            b.start, b.end, b.value, b_next, slow.open_quote)
+
+
+@pytest.mark.parametrize("source", CORPUS_FILES, ids=[path.name for path in CORPUS_FILES])
+def test_the_plain_token_shortcut_reads_the_corpus_like_the_full_reader(source):
+    text = source.read_bytes().decode("utf-8", "surrogateescape")
+    for fast, slow in _tokens_both_ways(text):
+        assert fast == slow
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=' \t\n\r"\\#()/,=*a1\u00e9', max_size=24))
+def test_the_plain_token_shortcut_agrees_on_any_text(text):
+    for fast, slow in _tokens_both_ways(text):
+        assert fast == slow
+
+
 # --- editing ----------------------------------------------------------------------
 
 FILE = (
