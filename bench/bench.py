@@ -74,6 +74,8 @@ def guest_client(index):
 
 
 def write_pillar(directory, count):
+    """N guests as a user with many writes them: what every guest shares
+    under ``defaults``, what differs (name, root, client) per guest."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "top.sls").write_text("base:\n  '*':\n    - xen_nfsroot\n")
     lines = [
@@ -82,23 +84,23 @@ def write_pillar(directory, count):
         "    manage_packages: false",
         "    manage_service: false",
         "  defaults:",
+        f"    nfs_server: {SERVER_ID}",
+        "    nfs_server_address: 192.0.2.1",
+        f"    dom0: {DOM0_ID}",
+        f"    kernel: {KERNEL}",
         "    memory: 256",
+        "    network: dhcp",
         "    toolstack: auto",
         f"    export_options: [{', '.join(OPTIONS)}]",
+        "    fstab: {fstype: nfs, disable: [/dev/sdb2]}",
+        "    autostart: true",
         "  guests:",
     ]
     for index in range(count):
         lines += [
             f"    {guest_name(index)}:",
-            f"      nfs_server: {SERVER_ID}",
-            "      nfs_server_address: 192.0.2.1",
             f"      nfs_root: {guest_root(index)}",
             f"      export_clients: [{guest_client(index)}]",
-            f"      dom0: {DOM0_ID}",
-            f"      kernel: {KERNEL}",
-            "      network: dhcp",
-            "      fstab: {fstype: nfs, disable: [/dev/sdb2]}",
-            "      autostart: true",
         ]
     (directory / "xen_nfsroot.sls").write_text("\n".join(lines) + "\n")
 
