@@ -168,6 +168,13 @@ def test_concurrent_processes_lose_nothing(guest_roots, tmp_path):
     """Separate salt-call processes adding exports to one file at the same time."""
     guest_roots.write_text("# shared\n")
     salt_call = pathlib.Path(sys.executable).with_name("salt-call")
+    for worker in range(4):
+        # Each process its own Salt directories: with the defaults, four
+        # salt-calls starting at once race to create /etc/salt/pki/minion.
+        conf = tmp_path / f"conf{worker}"
+        conf.mkdir()
+        root = tmp_path / f"root{worker}"
+        (conf / "minion").write_text(f"root_dir: {root}\nfile_client: local\n")
     procs = [
         subprocess.Popen(
             [str(salt_call), "--local", "--config-dir", str(tmp_path / f"conf{worker}"),
