@@ -16,15 +16,17 @@ commented twice, and can be restored byte for byte by removing the prefix
 Root line policy of :func:`set_nfs_root`: a root line that is not ``/dev/nfs``
 (the disk root) is commented out and the new ``/dev/nfs`` line is placed right
 below it; an existing ``/dev/nfs`` root line with other settings is updated in
-place. Files are written atomically (temporary file in the same directory, then
-``os.replace``) and keep their mode and owner.
+place.
+
+The file lives in the guest's own tree, which the guest may change while the
+server edits it: it is read and written only through ``nfsroot_files``
+(directory descriptors, ``O_NOFOLLOW``, atomic replacement keeping mode and
+owner, a compare-and-swap against the bytes read). A symbolic link, a hard
+link, a FIFO or device where ``etc/`` or ``etc/fstab`` should be is refused.
 """
 
-import os
 import posixpath
 import re
-import stat
-import tempfile
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -217,7 +219,7 @@ def summary(raw):
     """
     One line of an fstab with its fields separated by single spaces (for
     messages and ``changes``); a line commented out by this formula keeps its
-    marker.
+    marker, and bytes that are not UTF-8 are shown as ``\\xNN`` escapes.
 
     CLI Example:
 
@@ -225,7 +227,7 @@ def summary(raw):
 
         salt '*' domu_fstab.summary '/dev/sdb2    swap   swap  defaults 0 0'
     """
-    content, _ = _split_ending(raw)
+    content, _ = _split_ending(shown(raw))
     if content.startswith(MARKER):
         return MARKER + " ".join(_FIELD.findall(content[len(MARKER) :]))
     return " ".join(_FIELD.findall(content))
@@ -606,88 +608,61 @@ def plan_absent(text, name, device=None):
 # --------------------------------------------------------------------------- files
 
 
-def _guest_fstab(field, root):
-    """Path of the guest's etc/fstab, after checking root holds a root filesystem."""
+FSTAB = "etc/fstab"
+#: How often an edit is retried when the guest changes its fstab meanwhile.
+EDIT_ATTEMPTS = 3
+
+
+def shown(text):
+    """Text for messages and ``changes``: bytes that are not UTF-8 (kept in
+    the file as they are) shown as ``\\xNN`` escapes, so a state return
+    always serialises."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _tree_error(field, root, err):
+    message = str(err)
+    if message == f"{root.rstrip('/')}/etc does not exist":
+        message += ": not a guest root filesystem (it needs an etc/ directory)"
+    return _invalid(field, root, message)
+
+
+def _read(field, root):
+    """The guest fstab's text (undecodable bytes kept as surrogates) and its
+    bytes, or (None, None) when it does not exist."""
     _check_path(field, root)
-    if os.path.realpath(root) == "/":
-        raise _invalid(field, root, "is this server's own root, not a guest's root directory")
-    if not os.path.isdir(root):
-        raise _invalid(field, root, "no such directory")
-    etc = os.path.join(root, "etc")
-    if os.path.islink(etc) or not os.path.isdir(etc):
-        kind = "is a symbolic link" if os.path.islink(etc) else "does not exist"
-        raise _invalid(
-            field, root, f"{etc} {kind}: not a guest root filesystem (it needs an etc/ directory)"
-        )
-    path = os.path.join(etc, "fstab")
-    if os.path.islink(path):
-        raise _invalid(field, root, f"{path} is a symbolic link: refusing to follow it")
-    if os.path.lexists(path) and not os.path.isfile(path):
-        raise _invalid(field, root, f"{path} is not a regular file")
-    return path
-
-
-def _read(path):
-    """The file's text (undecodable bytes kept as surrogates), or None if missing."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8", "surrogateescape")
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        raise CommandExecutionError(f"cannot read {path}: {err}") from err
-
-
-def _write(path, text):
-    """Replace path atomically, keeping its mode and owner (new file: 0644, owner of etc/)."""
-    directory = os.path.dirname(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        st = None
-    try:
-        if st is None:
-            dir_st = os.stat(directory)
-            mode, uid, gid = 0o644, dir_st.st_uid, dir_st.st_gid
-        else:
-            mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
-        fd, tmp = tempfile.mkstemp(prefix=".fstab.", dir=directory)
-    except OSError as err:
-        raise CommandExecutionError(f"cannot write {path}: {err}") from err
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8", "surrogateescape"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        if (uid, gid) != (os.geteuid(), os.getegid()):
-            os.chown(tmp, uid, gid)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise CommandExecutionError(f"cannot write {path}: {err}") from err
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+        data = __salt__["nfsroot_files.read"](FSTAB, root=root)
+    except CommandExecutionError as err:
+        raise _tree_error(field, root, err) from None
+    if data is None:
+        return None, None
+    return data.decode("utf-8", "surrogateescape"), data
 
 
 def _apply(field, root, plan, test):
-    path = _guest_fstab(field, root)
-    text = _read(path)
-    new_text, changes = plan("" if text is None else text)
-    if changes and text is None:
-        changes["created"] = path
-    if changes and not test:
-        _write(path, new_text)
-    return changes
+    """Read, plan, write back; retried when the guest changes the file meanwhile."""
+    for _ in range(EDIT_ATTEMPTS):
+        text, data = _read(field, root)
+        new_text, changes = plan("" if text is None else text)
+        if changes and text is None:
+            changes["created"] = f"{root.rstrip('/')}/{FSTAB}"
+        if not changes or test:
+            return changes
+        try:
+            __salt__["nfsroot_files.write"](
+                FSTAB, new_text.encode("utf-8", "surrogateescape"), root=root,
+                previous=data or b"",
+            )
+        except CommandExecutionError as err:
+            if getattr(err, "conflict", False):
+                continue
+            raise _tree_error(field, root, err) from None
+        return changes
+    raise CommandExecutionError(
+        f"{root.rstrip('/')}/{FSTAB} kept changing while it was edited ({EDIT_ATTEMPTS} "
+        "attempts): try again when the guest leaves it alone"
+    )
 
 
 def entries(root):
@@ -702,7 +677,7 @@ def entries(root):
 
         salt nfs1 domu_fstab.entries /xen
     """
-    text = _read(_guest_fstab("root", root))
+    text, _ = _read("root", root)
     return [
         {key: value for key, value in line.items() if key not in ("kind", "raw")}
         for line in parse(text or "")

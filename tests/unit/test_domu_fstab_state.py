@@ -15,6 +15,7 @@ from tests.unit.test_domu_fstab import (
     lines_of,
 )
 from xen_nfsroot.modules import domu_fstab as fstab_module
+from xen_nfsroot.modules import nfsroot_files
 from xen_nfsroot.states import domu_fstab
 
 
@@ -24,7 +25,12 @@ def configure_loader_modules():
         f"domu_fstab.{name}": getattr(fstab_module, name)
         for name in ("set_nfs_root", "set_entry", "rm_entry", "entries")
     }
-    return {domu_fstab: {"__salt__": salt, "__opts__": {"test": False}, "__context__": {}}}
+    salt.update({f"nfsroot_files.{name}": getattr(nfsroot_files, name)
+                 for name in ("read", "write")})
+    return {
+        domu_fstab: {"__salt__": salt, "__opts__": {"test": False}, "__context__": {}},
+        fstab_module: {"__salt__": salt},
+    }
 
 
 @pytest.fixture
@@ -160,14 +166,17 @@ def test_root_without_etc_fails_and_creates_nothing(tmp_path):
 def test_missing_root_directory_fails(tmp_path):
     ret = domu_fstab.nfs_root(name=str(tmp_path / "nope"))
     assert ret["result"] is False
-    assert ret["comment"] == f"name={str(tmp_path / 'nope')!r}: no such directory"
+    nope = str(tmp_path / "nope")
+    assert ret["comment"] == f"name={nope!r}: {nope}: no such directory"
     assert os.listdir(tmp_path) == []
 
 
 def test_the_servers_own_root_is_refused():
     ret = domu_fstab.nfs_root(name="/")
     assert ret["result"] is False
-    assert ret["comment"] == "name='/': is this server's own root, not a guest's root directory"
+    assert ret["comment"] == (
+        "name='/': / is this machine's own root, not a guest's root directory"
+    )
 
 
 def test_symlinked_fstab_is_refused(guest, tmp_path):
@@ -179,7 +188,7 @@ def test_symlinked_fstab_is_refused(guest, tmp_path):
     ret = domu_fstab.nfs_root(name=str(guest))
     assert ret["result"] is False
     assert ret["comment"] == (
-        f"name={str(guest)!r}: {path} is a symbolic link: refusing to follow it"
+        f"name={str(guest)!r}: {path} is a symbolic link: refusing to follow or read it"
     )
     assert elsewhere.read_text() == SEED and path.is_symlink()
 
@@ -247,10 +256,12 @@ def test_nfs_root_line_update_wording(tmp_path):
 
 def test_failed_write_leaves_the_file_and_no_temporary(guest):
     path = guest / "etc" / "fstab"
-    with patch("os.replace", side_effect=OSError(28, "No space left on device")):
+    with patch("os.rename", side_effect=OSError(28, "No space left on device")):
         ret = domu_fstab.nfs_root(name=str(guest))
     assert ret["result"] is False
-    assert ret["comment"] == f"cannot write {path}: [Errno 28] No space left on device"
+    assert ret["comment"] == (
+        f"name={str(guest)!r}: cannot write {path}: No space left on device"
+    )
     assert path.read_text() == SEED
     assert os.listdir(guest / "etc") == ["fstab"]
 
