@@ -85,7 +85,7 @@ SERVER_DEFAULTS = {
 TOP_KEYS = frozenset(("defaults", "guests", "server"))
 NETWORK_KEYS = frozenset(("address", "netmask", "gateway", "hostname", "interface"))
 FSTAB_KEYS = frozenset(("fstype", "opts", "disable", "dump", "pass_num"))
-ARCHIVE_KEYS = frozenset(("source", "source_hash", "archive_format", "options", "skip_verify"))
+ARCHIVE_KEYS = frozenset(("source", "source_hash", "skip_verify"))
 WORLD_CLIENTS = re.compile(r"^\*$|[*?\[]")
 ROLES = ("server", "dom0")
 # __context__ key: (fingerprint of the pillar, validated guests) of this run.

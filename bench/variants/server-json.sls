@@ -23,13 +23,12 @@
 {%-       if guest.root_archive %}
 {%-         set args = [{"name": guest.nfs_root}] %}
 {%-         for key, value in guest.root_archive.items() %}{% do args.append({key: value}) %}{% endfor %}
-{%-         do args.extend([{"enforce_toplevel": false}, {"if_missing": guest.nfs_root ~ "/etc"}]) %}
-{%-         do high.update({"xen_nfsroot-root-" ~ name: {"archive.extracted": args}}) %}
+{%-         do high.update({"xen_nfsroot-root-" ~ name: {"domu_root.populated": args}}) %}
 {%-       endif %}
 {%-       if guest.states.domu_fstab %}
 {%-         set args = [] %}
 {%-         for key, value in guest.states.domu_fstab.items() if value is not none %}{% do args.append({key: value}) %}{% endfor %}
-{%-         if guest.root_archive %}{% do args.append({"require": [{"archive": "xen_nfsroot-root-" ~ name}]}) %}{% endif %}
+{%-         if guest.root_archive %}{% do args.append({"require": [{"domu_root": "xen_nfsroot-root-" ~ name}]}) %}{% endif %}
 {%-         do high.update({"xen_nfsroot-fstab-" ~ name: {"domu_fstab.nfs_root": args}}) %}
 {%-       endif %}
 {%-       set args = [] %}

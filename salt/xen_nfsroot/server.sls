@@ -1,10 +1,11 @@
 #!py
 """
 The NFS server side: packages and service, then for each guest this minion
-exports: its root filesystem in place (optionally unpacked from an
-archive), the guest's fstab turned to an NFS root, and its export; one
-``exportfs -ra`` at the end of the run, and only when an export changed. A
-guest marked absent loses its export (its files are left alone).
+exports: its root filesystem in place (optionally unpacked once from an
+archive, never into a root that exists), the guest's fstab turned to an NFS
+root, and its export; one ``exportfs -ra`` at the end of the run, and only
+when an export changed. A guest marked absent loses its export (its files
+are left alone).
 
 Arguments come from xen_nfsroot.guests, which validated the pillar; the
 package and service names from map.jinja.
@@ -59,12 +60,7 @@ def run():
         root_id = "xen_nfsroot-root-" + name
         if guest["root_archive"]:
             high[root_id] = {
-                "archive.extracted": [
-                    {"name": guest["nfs_root"]},
-                    *_args(guest["root_archive"]),
-                    {"enforce_toplevel": False},
-                    {"if_missing": guest["nfs_root"] + "/etc"},
-                ]
+                "domu_root.populated": [{"name": guest["nfs_root"]}, *_args(guest["root_archive"])]
             }
 
         fstab_id = "xen_nfsroot-fstab-" + name
@@ -72,7 +68,7 @@ def run():
         if fstab:
             args = _args(fstab)
             if guest["root_archive"]:
-                args.append({"require": [{"archive": root_id}]})
+                args.append({"require": [{"domu_root": root_id}]})
             high[fstab_id] = {"domu_fstab.nfs_root": args}
 
         args = [*_args(guest["states"]["nfs_export"]), *exports()]
