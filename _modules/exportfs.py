@@ -20,21 +20,22 @@ client name (``host (rw)``: whitespace before ``(``) applies to the world.
 Options are compared as a normalised set (:func:`normalize_options`): their
 order and spelled-out defaults never cause a rewrite.
 
-Changes are applied with one ``exportfs -ra`` (:func:`reload` or
-:func:`apply_changes`); the process exit status is trusted, never the
-emptiness of stderr (``exportfs`` prints warnings when it succeeds).
+Changes are applied with one ``exportfs -ra`` (:func:`reload`, which puts
+back the files a run changed if exportfs rejects them); the process exit
+status is trusted, never the emptiness of stderr (``exportfs`` prints
+warnings when it succeeds). :func:`check_active` compares an export with the
+server's live table (``exportfs -v``, once per run).
 """
 
 import bisect
 import contextlib
 import difflib
-import fcntl
 import ipaddress
 import logging
 import os
+import random
 import re
-import stat
-import tempfile
+import time
 
 import salt.utils.path
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -49,7 +50,7 @@ __all__ = [
     "add",
     "remove",
     "reload",
-    "apply_changes",
+    "check_active",
     "unexport",
     "validate",
     "normalize_options",
@@ -64,10 +65,13 @@ EXPORTS_D = "/etc/exports.d"
 DROP_IN_SUFFIX = ".exports"
 
 # __context__ keys: parsed files, the parsed ``exportfs -v`` listing, and the
-# files and exports changed in this run (for apply_changes and rollback).
+# files changed in this run with their bytes before it (for reload's rollback).
 _CTX_FILES = "exportfs.files"
 _CTX_ACTIVE = "exportfs.active"
 _CTX_CHANGED = "exportfs.changed"
+# How often an edit is retried when another writer changes the file meanwhile
+# (each retry waits a little longer, at random, so that writers spread out).
+_EDIT_ATTEMPTS = 50
 
 _BLANKS = " \t"
 _SPACES = " \t\n\r\v\f"
@@ -1091,110 +1095,61 @@ def _load(filename):
     return model
 
 
-@contextlib.contextmanager
-def _locked(directory):
-    """Exclusive lock shared by every writer of the files in directory."""
-    try:
-        handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as err:
-        raise CommandExecutionError(f"cannot lock {directory}: {err}") from err
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(handle)
-
-
-def _sync_directory(directory):
-    """Make the renames in directory durable (best effort)."""
-    with contextlib.suppress(OSError):
-        directory_handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(directory_handle)
-        finally:
-            os.close(directory_handle)
-
-
-def _sync_changed_directories(files):
-    """Make this run's renames of files durable: one fsync per directory."""
-    for directory in sorted({os.path.dirname(os.path.realpath(name)) for name in files}):
-        _sync_directory(directory)
-
-
-def _write_atomic(filename, data, sync_directory=True):
-    """Replace filename by data atomically, keeping mode and owner.
-
-    The data reaches the disk before the rename, so the file is always
-    either the old or the new one. sync_directory=False leaves making the
-    rename itself durable to the caller (apply_changes does it once per
-    directory before exportfs -ra, instead of once per edit).
-    """
-    directory, name = os.path.split(filename)
-    try:
-        info = os.stat(filename)
-        mode, owner, group = stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid
-    except FileNotFoundError:
-        mode, owner, group = 0o644, 0, 0
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        if os.geteuid() == 0:
-            os.chown(temporary, owner, group)
-        os.replace(temporary, filename)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    if sync_directory:
-        _sync_directory(directory)
+def _write(filename, data, previous=None):
+    """Replace an exports file through nfsroot_files (the formula's one write
+    routine): atomic, mode and owner kept, a new file 0644. The directory's
+    fsync is left to reload(), once per run (a run may rewrite one file
+    once per state). previous: the bytes it must still hold."""
+    __salt__["nfsroot_files.write"](
+        filename, data, previous=previous, sync_directory=False, makedirs=True
+    )
 
 
 def _edit(filename, path, change):
-    """Apply change(model) -> bool to filename under the lock; write if changed.
+    """Apply change(model) -> bool to filename; write it back if changed.
 
-    The file is read again under the lock unless it is unchanged since it
-    was cached. Returns (changed, clients of path before, created). The
-    file's bytes before its first change in this run are recorded for
-    apply_changes (rollback).
+    The write is a compare and swap against the bytes the model was parsed
+    from: if another writer changed the file meanwhile, it is read again and
+    the change applied again. Returns (changed, clients of path before,
+    created). The file's bytes before its first change in this run are
+    recorded, so that reload() can restore them if exportfs rejects the
+    change.
     """
-    directory = os.path.dirname(filename)
-    if not os.path.isdir(directory):
-        try:
-            os.makedirs(directory, mode=0o755)
-        except OSError as err:
-            raise CommandExecutionError(f"cannot create {directory}: {err}") from err
     cache = __context__.setdefault(_CTX_FILES, {})
-    changed = __context__.setdefault(_CTX_CHANGED, {"files": {}, "exports": {}})
-    with _locked(directory):
-        signature = _signature(filename)
+    changed = __context__.setdefault(_CTX_CHANGED, {"files": {}})
+    for attempt in range(_EDIT_ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0, 0.002 * attempt))
+        # Taken out of the cache while it is edited: a concurrent edit in
+        # this run (a thread) parses its own copy.
         cached = cache.pop(filename, None)
+        signature = _signature(filename)
         if cached is not None and cached[1] == signature:
             model = cached[0]
         else:
             model, signature = _read(filename)
         old = model.clients(path)
-        before = None
-        if filename not in changed["files"] and signature is not None:
-            before = model.render()  # cached by the model: encoded only if it changes
+        before = model.render()
         if not change(model):
             cache[filename] = (model, signature)
             return False, old, False
-        if before is not None:
-            before = before.encode("utf-8", "surrogateescape")
+        before = before.encode("utf-8", "surrogateescape")
         data = model.render().encode("utf-8", "surrogateescape")
         try:
-            # One exports file may be rewritten once per state in a run: its
-            # directory is synced once, by apply_changes.
-            _write_atomic(os.path.realpath(filename), data, sync_directory=False)
-        except OSError as err:
-            raise CommandExecutionError(f"cannot write {filename}: {err}") from err
-        changed["files"].setdefault(filename, {"before": before})["after"] = data
+            _write(filename, data, previous=before)
+        except CommandExecutionError as err:
+            if getattr(err, "conflict", False):
+                continue
+            raise
+        record = changed["files"].setdefault(
+            filename, {"before": before if signature is not None else None}
+        )
+        record["after"] = data
         cache[filename] = (model, _signature(filename))
         return True, old, signature is None
+    raise CommandExecutionError(
+        f"{filename} kept changing while it was edited ({_EDIT_ATTEMPTS} attempts)"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -1312,7 +1267,7 @@ def add(  # noqa: PLR0917 (Salt calls it with keyword arguments)
     first line of ``path`` is rewritten (other lines of ``path`` in that
     file are removed) or a new line is appended; all other bytes stay as
     they were. A missing file (or ``/etc/exports.d``) is created (0644).
-    The change is not applied: call :func:`reload` or :func:`apply_changes`.
+    The change is not applied: call :func:`reload`.
 
     path
         The exported directory.
@@ -1354,8 +1309,6 @@ def add(  # noqa: PLR0917 (Salt calls it with keyword arguments)
         created = _signature(filename) is None
     else:
         changed, old, created = _edit(filename, path, lambda model: model.set_export(path, wanted))
-        if changed:
-            __context__[_CTX_CHANGED]["exports"][(filename, _path_key(path))] = wanted
     return {
         "path": path,
         "file": filename,
@@ -1373,8 +1326,7 @@ def remove(path, exports=DEFAULT_EXPORTS, test=False):
     Delete every line exporting ``path`` from one exports file.
 
     Only those lines change; comments and other exports stay byte for
-    byte. The change is not applied: call :func:`reload` or
-    :func:`apply_changes`.
+    byte. The change is not applied: call :func:`reload`.
 
     Returns ``{"path", "file", "changed": bool, "old": [clients] or None,
     "old_text": str or None}``.
@@ -1392,8 +1344,6 @@ def remove(path, exports=DEFAULT_EXPORTS, test=False):
         changed = old is not None
     else:
         changed, old, _ = _edit(filename, path, lambda model: model.remove_export(path))
-        if changed:
-            __context__[_CTX_CHANGED]["exports"][(filename, _path_key(path))] = None
     return {
         "path": path,
         "file": filename,
@@ -1401,30 +1351,6 @@ def remove(path, exports=DEFAULT_EXPORTS, test=False):
         "old": old,
         "old_text": _describe(old),
     }
-
-
-def reload():
-    """
-    Apply the exports files with ``exportfs -ra``.
-
-    The exit status decides: non-zero raises an error carrying exportfs's
-    messages (warnings on stderr with exit status 0 are a success).
-
-    Returns ``{"retcode": 0, "stdout": str, "stderr": str}``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' exportfs.reload
-    """
-    _sync_changed_directories(__context__.get(_CTX_CHANGED, {}).get("files", ()))
-    result = _exportfs("-ra")
-    __context__.pop(_CTX_ACTIVE, None)
-    if result["retcode"] != 0:
-        raise _failed("exportfs -ra", result)
-    __context__.pop(_CTX_CHANGED, None)
-    return {"retcode": 0, "stdout": result["stdout"], "stderr": result["stderr"]}
 
 
 # exportfs messages that are warnings (exit status 0); anything else is an error.
@@ -1444,64 +1370,26 @@ def _errors(stderr):
     return errors
 
 
-def _verify(exports):
-    """Compare the changed exports with ``exportfs -v``: (confirmed, problems)."""
-    read_by_exportfs = set(_default_files())
-    active = {_path_key(path): clients for path, clients in list_active().items()}
-    configured = None
-    confirmed, problems = [], []
-    for (filename, key), wanted in sorted(exports.items(), key=lambda item: item[0][1]):
-        if filename not in read_by_exportfs:
-            problems.append(f"{key} not checked: exportfs does not read {filename}")
-            continue
-        listed = active.get(key) or active.get(os.path.realpath(key)) or []
-        if wanted is None:
-            if configured is None:
-                configured = {_path_key(path) for path in list_configured()}
-            if not listed:
-                confirmed.append(f"{key} no longer exported")
-            elif key not in configured:
-                problems.append(f"exportfs -v still lists {key} for {_describe(listed)}")
-            else:
-                confirmed.append(f"{key} still exported by another exports file")
-            continue
-        for client in wanted:
-            match = [item for item in listed if item["hosts"] == client["hosts"]]
-            want = _option_tokens(client["options"], ignore=("secure",))
-            if not match:
-                problems.append(f"exportfs -v does not list {key} for {client['hosts']}")
-            elif _option_tokens(match[0]["options"], _LISTING_DEFAULTS, ("secure",)) != want:
-                problems.append(
-                    f"exportfs -v lists {key} for {_describe(match[:1])}, "
-                    f"not {_describe([client])}"
-                )
-            else:
-                confirmed.append(f"{key} for {client['hosts']}")
-    return confirmed, problems
-
-
 def _restore(files):
-    """Put changed files back as they were before this run.
+    """Put files changed in this run back as they were before it.
 
     A file somebody else changed since is left alone. Returns (restored,
     skipped) file lists.
     """
     restored, skipped = [], []
     for filename, record in files.items():
-        with _locked(os.path.dirname(filename)):
-            real = os.path.realpath(filename)
-            try:
-                with open(real, "rb") as handle:
-                    current = handle.read()
-            except FileNotFoundError:
-                current = None
-            if current != record["after"]:
+        real = os.path.realpath(filename)
+        try:
+            if record["before"] is not None:
+                _write(filename, record["before"], previous=record["after"])
+            elif __salt__["nfsroot_files.read"](real) == record["after"]:
+                __salt__["nfsroot_files.remove"](real)
+            else:
                 skipped.append(filename)
                 continue
-            if record["before"] is None:
-                os.unlink(real)
-            else:
-                _write_atomic(real, record["before"])
+        except CommandExecutionError:
+            skipped.append(filename)
+            continue
         __context__.get(_CTX_FILES, {}).pop(filename, None)
         restored.append(filename)
     return restored, skipped
@@ -1510,82 +1398,136 @@ def _restore(files):
 def _put_back(files):
     """Write the changed files again after a rollback."""
     for filename, record in files.items():
-        with _locked(os.path.dirname(filename)):
-            _write_atomic(os.path.realpath(filename), record["after"])
+        _write(filename, record["after"])
         __context__.get(_CTX_FILES, {}).pop(filename, None)
 
 
-def apply_changes(verify=True, force=False):
+def _rejected(result, files):
+    """exportfs -ra failed after this run changed files: restore them and
+    judge whether the errors predate the run. Returns the result of a final,
+    successful exportfs -ra and the errors that predate the run, or raises."""
+    new_errors = _errors(result["stderr"])
+    restored, skipped = _restore(files)
+    previous = _exportfs("-ra")
+    old_errors = _errors(previous["stderr"]) if previous["retcode"] != 0 else None
+    introduced = [line for line in new_errors if old_errors is None or line not in old_errors]
+    if old_errors is None or introduced or skipped:
+        message = "\n".join(introduced or new_errors) or result["stderr"].strip()
+        text = f"exportfs -ra failed with exit code {result['retcode']}: {message}"
+        if restored:
+            text += f"; restored {', '.join(restored)} to the contents before this run"
+        if skipped:
+            text += f"; not restored (changed by someone else since): {', '.join(skipped)}"
+        log.warning("%s", text)
+        raise _error(text, result, restored, skipped)
+    # The old files fail the same way: the errors predate this run.
+    log.info("exportfs -ra errors that predate this run: %s", old_errors)
+    _put_back(files)
+    return _exportfs("-ra"), old_errors
+
+
+def reload():
     """
-    Apply the exports changed in this run with one ``exportfs -ra``.
+    Apply the exports files with ``exportfs -ra``.
 
-    Does nothing when :func:`add` and :func:`remove` changed no file in this
-    run (unless ``force``). When ``exportfs -ra`` fails, every changed file
-    is restored to its bytes before the run and ``exportfs -ra`` runs again
-    on them: if the old files fail with the same errors (errors that predate
-    this run, e.g. an unrelated line naming a missing directory), the
-    changes are written back and applied; otherwise the files stay restored
-    and the error quotes exportfs's new messages. After a successful reload,
-    one ``exportfs -v`` confirms that each changed export is active.
+    The exit status decides: non-zero raises an error carrying exportfs's
+    messages (warnings on stderr with exit status 0 are a success). When
+    the same Salt run changed exports files through :func:`add` or
+    :func:`remove` and exportfs rejects them, those files are restored to
+    their bytes before the run and ``exportfs -ra`` runs again: if the old
+    files fail with the same errors (errors that predate the run, e.g. an
+    unrelated line naming a missing directory), the changes are written back
+    and applied; otherwise the files stay restored and the error quotes
+    exportfs's new messages.
 
-    verify
-        Check the changed exports with ``exportfs -v``.
-
-    force
-        Run ``exportfs -ra`` even when no file changed in this run.
-
-    Returns ``{"reloaded": bool, "files": [changed files], "confirmed":
-    [str], "problems": [str], "stderr": str, "preexisting_errors": [str]}``:
-    ``confirmed`` and ``problems`` describe the changed exports as
-    ``exportfs -v`` shows them.
+    Returns ``{"retcode": 0, "stdout": str, "stderr": str, "files": [files
+    this run changed], "preexisting_errors": [str]}``.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt '*' exportfs.apply_changes
+        salt '*' exportfs.reload
     """
-    changed = __context__.pop(_CTX_CHANGED, None) or {"files": {}, "exports": {}}
-    ret = {
-        "reloaded": False,
-        "files": sorted(changed["files"]),
-        "confirmed": [],
-        "problems": [],
-        "stderr": "",
-        "preexisting_errors": [],
-    }
-    if not changed["files"] and not force:
-        return ret
-    _sync_changed_directories(changed["files"])
+    files = __context__.get(_CTX_CHANGED, {}).get("files", {})
+    for directory in sorted({os.path.dirname(os.path.realpath(name)) for name in files}):
+        __salt__["nfsroot_files.sync"](directory)
     result = _exportfs("-ra")
     __context__.pop(_CTX_ACTIVE, None)
+    preexisting = []
     if result["retcode"] != 0:
-        if not changed["files"]:
+        if not files:
             raise _failed("exportfs -ra", result)
-        new_errors = _errors(result["stderr"])
-        restored, skipped = _restore(changed["files"])
-        previous = _exportfs("-ra")
-        old_errors = _errors(previous["stderr"]) if previous["retcode"] != 0 else None
-        introduced = [line for line in new_errors if old_errors is None or line not in old_errors]
-        if old_errors is None or introduced or skipped:
-            message = "\n".join(introduced or new_errors) or result["stderr"].strip()
-            text = f"exportfs -ra failed with exit code {result['retcode']}: {message}"
-            if restored:
-                text += f"; restored {', '.join(restored)} to the contents before this run"
-            if skipped:
-                text += f"; not restored (changed by someone else since): {', '.join(skipped)}"
-            log.warning("%s", text)
-            raise _error(text, result, restored, skipped)
-        # The old files fail the same way: the errors predate this run.
-        log.info("exportfs -ra errors that predate this run: %s", old_errors)
-        _put_back(changed["files"])
-        result = _exportfs("-ra")
-        ret["preexisting_errors"] = old_errors
-    ret["reloaded"] = True
-    ret["stderr"] = result["stderr"]
-    if verify and changed["exports"]:
-        ret["confirmed"], ret["problems"] = _verify(changed["exports"])
-    return ret
+        result, preexisting = _rejected(result, files)
+        __context__.pop(_CTX_ACTIVE, None)
+    __context__.pop(_CTX_CHANGED, None)
+    return {
+        "retcode": 0,
+        "stdout": result["stdout"],
+        "stderr": result["stderr"],
+        "files": sorted(files),
+        "preexisting_errors": preexisting,
+    }
+
+
+def _listed(path):
+    active = {_path_key(listed): clients for listed, clients in list_active().items()}
+    key = _path_key(path)
+    return active.get(key) or active.get(os.path.realpath(key)) or []
+
+
+def check_active(path, clients=None, exports=None):
+    """
+    Compare one export with what the NFS server exports now (``exportfs -v``,
+    once per run).
+
+    path
+        The exported directory.
+    clients
+        The clients it should be exported to (``[{"hosts", "options"}]``,
+        options compared as normalised sets); ``None``: it should not be
+        exported, unless an exports file other than ``exports`` exports it.
+    exports
+        The exports file this export lives in; a file ``exportfs -a`` does
+        not read is reported, since no reload can make its exports active.
+
+    Returns ``{"active": bool, "confirmed": [str], "problems": [str]}``:
+    ``active`` is True when the server exports exactly what was asked.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt nfs1 exportfs.check_active /xen '[{hosts: 192.0.2.10, options: [rw]}]'
+    """
+    _check_path(path, "path")
+    key = _path_key(path)
+    if exports is not None and _check_exports_file(exports) not in _default_files():
+        problem = f"{key} not checked: exportfs does not read {exports}"
+        return {"active": False, "confirmed": [], "problems": [problem]}
+    listed = _listed(path)
+    if clients is None:
+        if not listed:
+            return {"active": True, "confirmed": [f"{key} not exported"], "problems": []}
+        others = [name for name in _default_files() if name != exports]
+        if key in {_path_key(p) for p in list_configured(others)}:
+            return {"active": True, "confirmed": [f"{key} exported by another exports file"],
+                    "problems": []}
+        problem = f"exportfs -v still lists {key} for {_describe(listed)}"
+        return {"active": False, "confirmed": [], "problems": [problem]}
+    confirmed, problems = [], []
+    for client in validate(path, clients=clients, allow_world_root=True):
+        match = [item for item in listed if item["hosts"] == client["hosts"]]
+        want = _option_tokens(client["options"], ignore=("secure",))
+        if not match:
+            problems.append(f"exportfs -v does not list {key} for {client['hosts']}")
+        elif _option_tokens(match[0]["options"], _LISTING_DEFAULTS, ("secure",)) != want:
+            problems.append(
+                f"exportfs -v lists {key} for {_describe(match[:1])}, not {_describe([client])}"
+            )
+        else:
+            confirmed.append(f"{key} for {client['hosts']}")
+    return {"active": not problems, "confirmed": confirmed, "problems": problems}
 
 
 def unexport(path, host):
@@ -1638,12 +1580,15 @@ def list_exports(exports=DEFAULT_EXPORTS):
     }
 
 
-def add_export(exports=DEFAULT_EXPORTS, path=None, hosts=None, options=None):
+def add_export(exports=DEFAULT_EXPORTS, path=None, hosts=None, options=None,
+               allow_world_root=False):
     """
     Add one client to an export, like Salt's ``nfs3.add_export``.
 
     The client is added to the clients ``path`` already has in ``exports``
     (replacing the options of the same host); other lines stay unchanged.
+    As in :func:`add`, a world or wildcard client with ``no_root_squash``
+    (new or already there) is refused unless ``allow_world_root``.
 
     Returns the added client: ``{"hosts": HOST, "options": [...]}``.
 
@@ -1654,7 +1599,7 @@ def add_export(exports=DEFAULT_EXPORTS, path=None, hosts=None, options=None):
         salt '*' exportfs.add_export path=/srv/test hosts=127.0.0.1 options='[rw]'
     """
     _check_path(path, "path")
-    new = validate(path, hosts=hosts, options=options)
+    new = validate(path, hosts=hosts, options=options, allow_world_root=allow_world_root)
     filename = _check_exports_file(exports)
     current = _load(filename).clients(path) or []
     names = {client["hosts"] for client in new}
@@ -1663,7 +1608,7 @@ def add_export(exports=DEFAULT_EXPORTS, path=None, hosts=None, options=None):
         for client in current
         if client["hosts"] not in names
     ]
-    add(path, kept + new, exports=filename, allow_world_root=True)
+    add(path, kept + new, exports=filename, allow_world_root=allow_world_root)
     return new[0] if len(new) == 1 else new
 
 

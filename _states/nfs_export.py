@@ -3,27 +3,34 @@ NFS exports, drop-in compatible with Salt 3007's ``nfs_export`` state.
 
 SLS files written for Salt 3007 keep working: the same ``present`` and
 ``absent`` arguments (``clients`` as a list of ``{hosts, options}``, or
-``hosts`` plus ``options``), and by default each state that changed an
-exports file applies it with ``exportfs -ra`` itself. Unlike 3007: options
-are compared as a normalised set (order and spelled-out defaults never
-cause a rewrite), omitted options converge, every client and option is
-checked before anything is written, unmanaged lines and comments are kept
-byte for byte, a missing exports file is created, ``test=True`` predicts
-exactly, and a failed ``exportfs -ra`` restores the files as they were.
+``hosts`` plus ``options``). Unlike 3007: options are compared as a
+normalised set (order and spelled-out defaults never cause a rewrite),
+omitted options converge, every client and option is checked before
+anything is written, unmanaged lines and comments are kept byte for byte, a
+missing exports file is created, ``test=True`` predicts exactly, a failed
+``exportfs -ra`` restores the files as they were, and the state converges on
+what the server really exports: an export that is in the file but not in
+the live table (after ``exportfs -ua``, a server restart that lost it, or a
+reload that failed in an earlier run) is reported and applied again.
 
 .. code-block:: yaml
 
-    # Salt 3007 style: exportfs -ra after each changed export
+    # Salt 3007 style
     /xen:
       nfs_export.present:
         - hosts: 192.0.2.10
         - options: [rw, no_root_squash, async, no_subtree_check]
 
-One ``exportfs -ra`` per run, however many exports change: give
-``reload: False`` to the exports and end with one ``nfs_export.reloaded``.
-It applies whatever the exports states changed in this run (and restores
-the files if exportfs rejects them), and does nothing when nothing changed,
-so it needs no requisites; ``watch`` works too (``mod_watch`` reloads).
+One ``exportfs -ra`` and one ``exportfs -v`` per run, however many exports
+change. With ``reload: True`` (the default, as in 3007) the exports states
+of a run share them: a state whose change needs a reload leaves it to a
+later exports state of the same run when that one is sure to run (no
+requisites, no ``onlyif``/``unless``, no ``parallel``, no ``failhard`` in the
+run), and the last one reloads for all; the comments say which. A reload
+that never ran (the run was killed) is caught by the next run's check of the
+live table. Or give ``reload: False`` to the exports and end with one
+``nfs_export.reloaded``, which applies whatever the exports states of the
+run left to it (``watch`` works too: ``mod_watch`` reloads):
 
 .. code-block:: yaml
 
@@ -32,12 +39,7 @@ so it needs no requisites; ``watch`` works too (``mod_watch`` reloads).
         - clients:
           - hosts: 192.0.2.10
             options: [rw, no_root_squash, async, no_subtree_check]
-        - exports: /etc/exports.d/xen_nfsroot.exports
-        - reload: False
-
-    /srv/old-guest:
-      nfs_export.absent:
-        - exports: /etc/exports.d/xen_nfsroot.exports
+        - exports: /etc/exports.d/xen-nfsroot.exports
         - reload: False
 
     exports applied:
@@ -50,11 +52,17 @@ server would get root access to the exported files.
 """
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+from salt.state import STATE_REQUISITE_KEYWORDS
 
 __virtualname__ = "nfs_export"
 
-# Exports this run would change under test=True, for reloaded's prediction.
-_CTX_PREDICTED = "nfs_export.predicted"
+DEFAULT_EXPORTS = "/etc/exports"
+# The exports of this run waiting for exportfs -ra: [(path, file, clients)].
+_PENDING = "nfs_export.pending"
+# Keywords that may keep a state function from being called when its turn comes.
+_MAY_NOT_RUN = frozenset(STATE_REQUISITE_KEYWORDS) | {
+    "onlyif", "unless", "creates", "parallel", "failhard", "check_cmd", "prereq",
+}
 
 
 def __virtual__():
@@ -67,59 +75,169 @@ def __virtual__():
     )
 
 
-def _apply(force=False):
-    """Apply this run's changes with exportfs -ra.
+def _ret(name):
+    return {"name": name, "changes": {}, "result": True, "comment": ""}
 
-    Returns (result, comment, state, applied): state is "idle" (nothing to
-    apply), "applied" or "restored" (exportfs failed; the files were put
-    back); applied is exportfs.apply_changes's return (None on failure).
-    """
+
+def _sentence(text):
+    return text[:1].upper() + text[1:]
+
+
+def _then(comment, more):
+    """Two sentences of a comment."""
+    if not comment:
+        return more
+    return f"{comment} {more}" if comment.endswith(".") else f"{comment}. {more}"
+
+
+# ---------------------------------------------------------------------------
+# The run's pending reload
+# ---------------------------------------------------------------------------
+
+
+def _pending():
+    return __context__.setdefault(_PENDING, [])
+
+
+def _names(paths):
+    """Paths in order, each once."""
+    return list(dict.fromkeys(paths))
+
+
+def _tag(chunk):
+    return f"{chunk['state']}_|-{chunk['__id__']}_|-{chunk['name']}_|-{chunk['fun']}"
+
+
+def _reloader(chunk):
+    """True for an exports state that is sure to run and to reload."""
+    return (
+        chunk.get("state") == "nfs_export"
+        and chunk.get("fun") in ("present", "absent")
+        and chunk.get("reload", True) is not False
+        and not _MAY_NOT_RUN.intersection(chunk)
+    )
+
+
+def _later_reloader():
+    """The ID of a later exports state of this run that will reload for this
+    one, or None when this state must reload itself."""
+    low = globals().get("__low__") or {}
+    chunks = list(globals().get("__lowstate__") or [])
+    running = globals().get("__running__") or {}
+    if not low or __opts__.get("failhard") or low.get("parallel"):
+        return None
+    if any(chunk.get("failhard") or chunk.get("parallel") for chunk in chunks):
+        return None
+    mine = _tag(low)
+    later = False
+    found = None
+    for chunk in chunks:
+        if later and _reloader(chunk) and _tag(chunk) not in running:
+            found = chunk["__id__"]
+        later = later or _tag(chunk) == mine
+    return found
+
+
+def _reload():
+    """exportfs -ra for every export of the run, then each checked against
+    ``exportfs -v``: (result, comment, restored)."""
+    pending = __context__.pop(_PENDING, [])
     try:
-        applied = __salt__["exportfs.apply_changes"](force=force)
+        applied = __salt__["exportfs.reload"]()
     except CommandExecutionError as err:
         restored = bool(getattr(err, "restored", None)) and not getattr(err, "skipped", None)
-        return False, str(err), "restored" if restored else "applied", None
-    if not applied["reloaded"]:
-        return True, "", "idle", applied
+        return False, str(err), restored
+    confirmed, problems = [], []
+    for path, exports, clients in pending:
+        check = __salt__["exportfs.check_active"](path, clients, exports=exports)
+        confirmed += check["confirmed"]
+        problems += check["problems"]
     comment = "Applied with exportfs -ra"
-    if applied["confirmed"]:
-        comment += "; exportfs -v lists " + ", ".join(applied["confirmed"])
+    if confirmed:
+        comment += "; exportfs -v lists " + ", ".join(confirmed)
     comment += "."
     if applied["preexisting_errors"]:
-        comment += (
-            " exportfs reported errors that predate this change: "
-            + "; ".join(applied["preexisting_errors"])
-            + "."
-        )
-    if applied["problems"]:
-        problems = " But " + "; ".join(applied["problems"]) + "."
-        return False, comment + problems, "applied", applied
-    return True, comment, "applied", applied
+        comment += (" exportfs reported errors that predate this change: "
+                    + "; ".join(applied["preexisting_errors"]) + ".")
+    if problems:
+        return False, comment + " But " + "; ".join(problems) + ".", False
+    return True, comment, False
 
 
-def _finish(ret, reload):
-    """Reload now or leave it to nfs_export.reloaded, and say so."""
-    if not reload:
-        ret["comment"] += " exportfs -ra is left to nfs_export.reloaded."
+def _settle(ret, reload, test):
+    """After this state's own work: reload now for every pending export of
+    the run, or leave it to a later exports state or to nfs_export.reloaded,
+    and say which."""
+    if not _pending():
         return ret
-    ret["result"], comment, state, _ = _apply()
-    ret["comment"] = f"{ret['comment']} {comment}".strip()
-    if state == "restored":
+    own = bool(ret["changes"])
+    later = _later_reloader() if reload else None
+    if not reload or later is not None:
+        if own:
+            where = ("nfs_export.reloaded" if not reload
+                     else f"the exports state {later} of this run")
+            ret["comment"] = _then(ret["comment"], f"exportfs -ra is left to {where}.")
+        return ret
+    others = _names(path for path, _, _ in _pending() if path != ret["name"])
+    if test:
+        __context__.pop(_PENDING, None)  # as the reload would
+        ret["result"] = None
+        ret["comment"] = _then(ret["comment"], "Would then run exportfs -ra" + (
+            f" (for {', '.join(others)} too)." if own and others
+            else f" for {', '.join(others)}." if others else "."))
+        if not own:
+            ret["changes"]["reloaded"] = others
+        return ret
+    result, comment, restored = _reload()
+    ret["result"] = ret["result"] and result
+    ret["comment"] = _then(ret["comment"], comment)
+    if restored:
         ret["changes"] = {}
+    elif not own:
+        ret["changes"]["reloaded"] = others
     return ret
 
 
-def present(  # noqa: PLR0917 (Salt calls it with keyword arguments)
+# ---------------------------------------------------------------------------
+# States
+# ---------------------------------------------------------------------------
+
+
+def _present(name, outcome, test):
+    """(changes, comment, pending clients) of present's own work."""
+    hosts = ", ".join(client["hosts"] for client in outcome["new"])
+    target = outcome["file"]
+    if outcome["changed"]:
+        if outcome["old"] is None:
+            action = f"added export {name} for {outcome['new_text']} to {target}"
+            if outcome["created"]:
+                action += " (creating the file)"
+        else:
+            action = (f"updated export {name} in {target} to {outcome['new_text']} "
+                      f"(was {outcome['old_text']})")
+        comment = f"Would have {action}" if test else _sentence(action) + "."
+        return {"old": outcome["old"], "new": outcome["new"]}, comment
+    check = __salt__["exportfs.check_active"](name, outcome["new"], exports=target)
+    if check["active"]:
+        return {}, f"Export {name} for {hosts} is already present"
+    problems = "; ".join(check["problems"])
+    comment = (f"Export {name} for {hosts} is in {target} but not active ({problems}): "
+               + ("would apply it again" if test else "applying it again") + ".")
+    return {"active": {"old": problems, "new": outcome["new_text"]}}, comment
+
+
+def present(  # noqa: PLR0913,PLR0917 (Salt 3007's signature, called with keywords)
     name,
     clients=None,
     hosts=None,
     options=None,
-    exports="/etc/exports",
+    exports=DEFAULT_EXPORTS,
     reload=True,
     allow_world_root=False,
 ):
     """
-    Ensure that ``name`` is exported to exactly the given clients.
+    Ensure that ``name`` is exported to exactly the given clients, in the
+    exports file and in the server's live export table.
 
     name
         The exported directory.
@@ -147,61 +265,57 @@ def present(  # noqa: PLR0917 (Salt calls it with keyword arguments)
 
     exports
         The exports file to manage (default ``/etc/exports``; a drop-in such
-        as ``/etc/exports.d/xen_nfsroot.exports`` works too). Other lines in
+        as ``/etc/exports.d/xen-nfsroot.exports`` works too). Other lines in
         it are left as they are; created when missing.
 
     reload
         ``True`` (default, as Salt 3007): apply a change with
-        ``exportfs -ra`` now. ``False``: leave it to ``nfs_export.reloaded``
-        so that a run costs one ``exportfs -ra`` however many exports change.
+        ``exportfs -ra`` in this run (shared with the run's other exports
+        states, see above). ``False``: leave it to ``nfs_export.reloaded``.
 
     allow_world_root
         Allow ``no_root_squash`` for world (``*``), wildcard or ``/0``
         clients, refused by default.
     """
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    ret = _ret(name)
     test = bool(__opts__.get("test"))
+    exports = exports or DEFAULT_EXPORTS
     try:
         outcome = __salt__["exportfs.add"](
-            name,
-            clients=clients,
-            hosts=hosts,
-            options=options,
-            exports=exports or "/etc/exports",
-            allow_world_root=allow_world_root,
-            test=test,
+            name, clients=clients, hosts=hosts, options=options, exports=exports,
+            allow_world_root=allow_world_root, test=test,
         )
+        ret["changes"], ret["comment"] = _present(name, outcome, test)
     except (CommandExecutionError, SaltInvocationError) as err:
         ret["result"] = False
         ret["comment"] = str(err)
-        return ret
-    if not outcome["changed"]:
-        hosts = ", ".join(client["hosts"] for client in outcome["new"])
-        ret["comment"] = f"Export {name} for {hosts} is already present"
-        return ret
-    ret["changes"] = {"old": outcome["old"], "new": outcome["new"]}
+        return _settle(ret, reload, test)
+    if ret["changes"]:
+        _pending().append((name, outcome["file"], outcome["new"]))
+        if test:
+            ret["result"] = None
+    return _settle(ret, reload, test)
+
+
+def _absent(name, outcome, test):
     target = outcome["file"]
-    if outcome["old"] is None:
-        action = f"added export {name} for {outcome['new_text']} to {target}"
-        if outcome["created"]:
-            action += " (creating the file)"
-    else:
-        action = (
-            f"updated export {name} in {target} to {outcome['new_text']} "
-            f"(was {outcome['old_text']})"
-        )
-    if test:
-        ret["result"] = None
-        ret["comment"] = f"Would have {action}"
-        __context__.setdefault(_CTX_PREDICTED, []).append(name)
-        return ret
-    ret["comment"] = action[0].upper() + action[1:] + "."
-    return _finish(ret, reload)
+    if outcome["changed"]:
+        action = f"removed export {name} ({outcome['old_text']}) from {target}"
+        comment = f"Would have {action}" if test else _sentence(action) + "."
+        return {"old": outcome["old"], "new": None}, comment
+    check = __salt__["exportfs.check_active"](name, None, exports=target)
+    if check["active"]:
+        return {}, f"Export {name} is already absent from {target}"
+    problems = "; ".join(check["problems"])
+    comment = (f"Export {name} is absent from {target} but still active ({problems}): "
+               + ("would withdraw it" if test else "withdrawing it") + ".")
+    return {"active": {"old": problems, "new": None}}, comment
 
 
-def absent(name, exports="/etc/exports", reload=True):
+def absent(name, exports=DEFAULT_EXPORTS, reload=True):
     """
-    Ensure that ``name`` is not exported by the exports file.
+    Ensure that ``name`` is not exported by the exports file, and not in the
+    server's live export table (unless another exports file exports it).
 
     Every line of that file exporting ``name`` is deleted; nothing else
     changes.
@@ -215,60 +329,52 @@ def absent(name, exports="/etc/exports", reload=True):
     reload
         As in :func:`present`.
     """
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    ret = _ret(name)
     test = bool(__opts__.get("test"))
+    exports = exports or DEFAULT_EXPORTS
     try:
-        exports = exports or "/etc/exports"
         outcome = __salt__["exportfs.remove"](name, exports=exports, test=test)
+        ret["changes"], ret["comment"] = _absent(name, outcome, test)
     except (CommandExecutionError, SaltInvocationError) as err:
         ret["result"] = False
         ret["comment"] = str(err)
-        return ret
-    if not outcome["changed"]:
-        ret["comment"] = f"Export {name} is already absent from {outcome['file']}"
-        return ret
-    ret["changes"] = {"old": outcome["old"], "new": None}
-    action = f"removed export {name} ({outcome['old_text']}) from {outcome['file']}"
-    if test:
-        ret["result"] = None
-        ret["comment"] = f"Would have {action}"
-        __context__.setdefault(_CTX_PREDICTED, []).append(name)
-        return ret
-    ret["comment"] = action[0].upper() + action[1:] + "."
-    return _finish(ret, reload)
+        return _settle(ret, reload, test)
+    if ret["changes"]:
+        _pending().append((name, outcome["file"], None))
+        if test:
+            ret["result"] = None
+    return _settle(ret, reload, test)
 
 
 def reloaded(name, force=False):
     """
-    Apply the exports changed in this run with one ``exportfs -ra``.
+    Apply the exports this run's exports states left to it with one
+    ``exportfs -ra``, then check each against ``exportfs -v``.
 
-    Does nothing when no ``nfs_export`` state changed an exports file in
-    this run. If exportfs rejects the new files, they are restored to their
+    Does nothing (and spawns nothing) when no exports state of this run needs
+    a reload. If exportfs rejects the new files, they are restored to their
     contents before the run and the state fails with exportfs's message.
-    After the reload, ``exportfs -v`` must list each changed export.
 
     name
         Any name, e.g. ``exports applied``.
 
     force
-        Run ``exportfs -ra`` even when nothing changed in this run.
+        Run ``exportfs -ra`` even when nothing is pending.
     """
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    if __opts__.get("test"):
-        predicted = __context__.get(_CTX_PREDICTED, [])
-        if predicted or force:
-            ret["result"] = None
-            ret["comment"] = "Would have run exportfs -ra" + (
-                f" to apply the changes to {', '.join(predicted)}" if predicted else ""
-            )
-        else:
-            ret["comment"] = "No export changed in this run: exportfs -ra is not needed"
-        return ret
-    ret["result"], ret["comment"], state, applied = _apply(force=force)
-    if state == "idle":
+    ret = _ret(name)
+    pending = _names(path for path, _, _ in _pending())
+    if not pending and not force:
         ret["comment"] = "No export changed in this run: exportfs -ra is not needed"
-    elif applied is not None:
-        ret["changes"] = {"reloaded": applied["files"], "active": applied["confirmed"]}
+        return ret
+    if __opts__.get("test"):
+        __context__.pop(_PENDING, None)
+        ret["result"] = None
+        ret["comment"] = "Would have run exportfs -ra" + (
+            f" to apply the changes to {', '.join(pending)}" if pending else "")
+        return ret
+    ret["result"], ret["comment"], restored = _reload()
+    if not restored:
+        ret["changes"] = {"reloaded": pending}
     return ret
 
 
@@ -277,7 +383,9 @@ def mod_watch(name, sfun=None, **kwargs):
     Run ``exportfs -ra`` when a watched state changed.
 
     With ``nfs_export.reloaded`` the exports are reloaded even if no exports
-    file changed in this run (e.g. the exported directory was just created).
+    file changed in this run (e.g. the exported directory was just created);
+    with ``present``/``absent`` the state runs and, if it changed nothing,
+    reloads anyway.
     """
     if sfun == "reloaded":
         return reloaded(name, force=True)
@@ -289,8 +397,8 @@ def mod_watch(name, sfun=None, **kwargs):
         arguments = {key: kwargs[key] for key in allowed if key in kwargs}
         ret = (present if sfun == "present" else absent)(name, **arguments)
         if ret["result"] and not ret["changes"] and not __opts__.get("test"):
-            ret["result"], comment, _, _ = _apply(force=True)
-            ret["comment"] = f"{ret['comment']}. {comment}"
+            ret["result"], comment, _ = _reload()
+            ret["comment"] = _then(ret["comment"], comment)
         return ret
     return {
         "name": name,

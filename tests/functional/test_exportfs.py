@@ -110,13 +110,19 @@ def test_add_remove_and_apply_with_the_real_exportfs(modules, guest_roots, expor
     modules.exportfs.add("/xen", SEED)
     modules.exportfs.add("/srv/nfs/home", hosts="@lab,192.0.2.0/24", options=["rw"])
     modules.exportfs.remove("/srv/nfs/iso")
-    applied = modules.exportfs.apply_changes()
-    assert applied["problems"] == []
-    assert sorted(applied["confirmed"]) == [
-        "/srv/nfs/home for 192.0.2.0/24",
-        "/srv/nfs/home for @lab",
-        "/srv/nfs/iso no longer exported",
-        "/xen for 192.0.2.10",
+    applied = modules.exportfs.reload()
+    assert applied["files"] == ["/etc/exports"]
+    checks = [
+        modules.exportfs.check_active("/xen", SEED),
+        modules.exportfs.check_active(
+            "/srv/nfs/home", [{"hosts": "@lab,192.0.2.0/24", "options": ["rw"]}]),
+        modules.exportfs.check_active("/srv/nfs/iso"),
+    ]
+    assert [check["problems"] for check in checks] == [[], [], []]
+    assert [check["confirmed"] for check in checks] == [
+        ["/xen for 192.0.2.10"],
+        ["/srv/nfs/home for @lab", "/srv/nfs/home for 192.0.2.0/24"],
+        ["/srv/nfs/iso not exported"],
     ]
     assert guest_roots.read_bytes() == (
         b"# hand made\n" + SEED_LINE + b"/srv/nfs/home @lab(rw) 192.0.2.0/24(rw)\n"
@@ -132,7 +138,9 @@ def test_drop_in_file_and_directory_are_created(modules, guest_roots):
     modules.exportfs.add("/xen", SEED, exports=str(drop_in))
     assert drop_in.read_bytes() == SEED_LINE
     assert oct(drop_in.stat().st_mode & 0o777) == "0o644"
-    assert modules.exportfs.apply_changes()["confirmed"] == ["/xen for 192.0.2.10"]
+    assert modules.exportfs.reload()["files"] == [str(drop_in)]
+    assert modules.exportfs.check_active("/xen", SEED, exports=str(drop_in))["confirmed"] == [
+        "/xen for 192.0.2.10"]
     configured = modules.exportfs.list_configured()
     assert configured["/xen"][0]["file"] == str(drop_in)
 

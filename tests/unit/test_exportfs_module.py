@@ -12,7 +12,7 @@ import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.conftest import SPECIMENS_DIR
-from xen_nfsroot.modules import exportfs
+from xen_nfsroot.modules import exportfs, nfsroot_files
 
 SEED = [{"hosts": "192.0.2.10", "options": ["rw", "no_root_squash", "async", "no_subtree_check"]}]
 SEED_LINE = b"/xen 192.0.2.10(rw,no_root_squash,async,no_subtree_check)\n"
@@ -34,12 +34,11 @@ def run_all():
 
 @pytest.fixture
 def configure_loader_modules(run_all):
+    functions = {f"nfsroot_files.{name}": getattr(nfsroot_files, name)
+                 for name in ("read", "write", "remove", "sync")}
+    functions["cmd.run_all"] = run_all
     return {
-        exportfs: {
-            "__salt__": {"cmd.run_all": run_all},
-            "__opts__": {"test": False},
-            "__context__": {},
-        }
+        exportfs: {"__salt__": functions, "__opts__": {"test": False}, "__context__": {}},
     }
 
 
@@ -219,7 +218,7 @@ def test_add_in_test_mode_writes_nothing(etc):
     result = exportfs.add("/xen", SEED, exports=str(etc / "exports"), test=True)
     assert (result["changed"], result["created"]) == (True, True)
     assert not (etc / "exports").exists()
-    assert exportfs.apply_changes()["reloaded"] is False
+    assert exportfs.reload()["files"] == []
 
 
 def test_bad_input_changes_no_byte(etc):
@@ -286,31 +285,40 @@ def test_concurrent_writers_lose_nothing(etc):
 # --- applying ------------------------------------------------------------------------
 
 
-def test_apply_changes_does_nothing_without_changes(run_all):
-    assert exportfs.apply_changes()["reloaded"] is False
-    assert run_all.call_count == 0
-
-
-def test_apply_changes_reloads_once_and_verifies_once(etc, run_all):
+def test_reload_names_the_files_this_run_changed(etc, run_all):
     exports = str(etc / "exports")
     exportfs.add("/xen", SEED, exports=exports)
     exportfs.add("/srv/a", hosts="192.0.2.1", options=["ro"], exports=exports)
-    run_all.side_effect = [ok(stderr="exportfs: warning"), ok(stdout=LISTED)]
-    applied = exportfs.apply_changes()
-    assert commands(run_all) == [["-ra"], ["-v"]]
-    assert applied["reloaded"] is True
+    run_all.return_value = ok(stderr="exportfs: warning")
+    applied = exportfs.reload()
+    assert commands(run_all) == [["-ra"]]
     assert applied["files"] == [exports]
-    assert applied["confirmed"] == ["/xen for 192.0.2.10"]
-    assert applied["problems"] == ["exportfs -v does not list /srv/a for 192.0.2.1"]
-    assert exportfs.apply_changes()["reloaded"] is False
-    assert run_all.call_count == 2
+    assert applied["stderr"] == "exportfs: warning"
+    assert exportfs.reload()["files"] == []
+    assert commands(run_all) == [["-ra"], ["-ra"]]
 
 
-def test_apply_changes_reports_other_options_than_configured(etc, run_all):
-    exportfs.add("/xen", hosts="192.0.2.10", options=["ro"], exports=str(etc / "exports"))
-    run_all.side_effect = [ok(), ok(stdout=LISTED)]
-    (problem,) = exportfs.apply_changes()["problems"]
-    assert "exportfs -v lists /xen for 192.0.2.10(async," in problem
+def test_check_active_compares_with_exportfs_v_once_per_run(etc, run_all):
+    run_all.return_value = ok(stdout=LISTED)
+    assert exportfs.check_active("/xen", SEED) == {
+        "active": True, "confirmed": ["/xen for 192.0.2.10"], "problems": []}
+    other = [{"hosts": "192.0.2.10", "options": ["ro"]}]
+    (problem,) = exportfs.check_active("/xen", other)["problems"]
+    assert problem.startswith("exportfs -v lists /xen for 192.0.2.10(async,")
+    assert exportfs.check_active("/srv/a", [{"hosts": "192.0.2.1"}])["problems"] == [
+        "exportfs -v does not list /srv/a for 192.0.2.1"]
+    assert exportfs.check_active("/srv/a")["active"] is True
+    assert exportfs.check_active("/xen")["problems"] == [
+        "exportfs -v still lists /xen for 192.0.2.10(async,wdelay,hide,no_subtree_check,"
+        "sec=sys,rw,no_root_squash,no_all_squash)"]
+    assert commands(run_all) == [["-v"]]
+
+
+def test_check_active_knows_files_exportfs_does_not_read(etc, run_all):
+    check = exportfs.check_active("/xen", SEED, exports=str(etc / "elsewhere"))
+    assert check == {"active": False, "confirmed": [], "problems": [
+        f"/xen not checked: exportfs does not read {etc / 'elsewhere'}"]}
+    assert run_all.call_count == 0
 
 
 def test_rejected_change_is_rolled_back(etc, run_all):
@@ -325,7 +333,7 @@ def test_rejected_change_is_rolled_back(etc, run_all):
         ok(),
     ]
     with pytest.raises(CommandExecutionError) as caught:
-        exportfs.apply_changes()
+        exportfs.reload()
     message = str(caught.value)
     assert "exportfs -ra failed with exit code 1: exportfs: Failed to stat /xen" in message
     assert f"restored {exports}, {drop_in} to the contents before this run" in message
@@ -340,13 +348,12 @@ def test_errors_that_predate_the_change_keep_it(etc, run_all):
     exports.write_bytes(b"/srv/gone 192.0.2.1(rw)\n")
     exportfs.add("/xen", SEED, exports=str(exports))
     stale = "exportfs: Failed to stat /srv/gone: No such file or directory"
-    run_all.side_effect = [failed(stale), failed(stale), failed(stale), ok(stdout=LISTED)]
-    applied = exportfs.apply_changes()
-    assert applied["reloaded"] is True
+    run_all.side_effect = [failed(stale), failed(stale), failed(stale)]
+    applied = exportfs.reload()
     assert applied["preexisting_errors"] == [stale]
-    assert applied["confirmed"] == ["/xen for 192.0.2.10"]
+    assert applied["files"] == [str(exports)]
     assert exports.read_bytes() == b"/srv/gone 192.0.2.1(rw)\n" + SEED_LINE
-    assert commands(run_all) == [["-ra"], ["-ra"], ["-ra"], ["-v"]]
+    assert commands(run_all) == [["-ra"], ["-ra"], ["-ra"]]
 
 
 def test_new_error_beside_old_errors_rolls_back(etc, run_all):
@@ -357,7 +364,7 @@ def test_new_error_beside_old_errors_rolls_back(etc, run_all):
     new = "exportfs: /etc/exports:2: unknown keyword \"x\""
     run_all.side_effect = [failed(f"{stale}\n{new}"), failed(stale)]
     with pytest.raises(CommandExecutionError, match="unknown keyword") as caught:
-        exportfs.apply_changes()
+        exportfs.reload()
     assert "Failed to stat /srv/gone" not in str(caught.value)
     assert exports.read_bytes() == b"/srv/gone 192.0.2.1(rw)\n"
 
@@ -369,7 +376,7 @@ def test_rollback_leaves_a_file_changed_by_someone_else(etc, run_all):
     exports.write_bytes(b"/srv/other *(ro)\n")
     run_all.side_effect = [failed("exportfs: bad"), ok()]
     with pytest.raises(CommandExecutionError, match="not restored .changed by someone else"):
-        exportfs.apply_changes()
+        exportfs.reload()
     assert exports.read_bytes() == b"/srv/other *(ro)\n"
 
 
@@ -388,3 +395,16 @@ def test_nfs3_compatible_names(etc, run_all):
     assert (etc / "exports").read_text() == "/srv/test 127.0.0.1(rw) 10.0.0.0/8()\n"
     assert exportfs.del_export(exports, "/srv/test") == {}
     assert exportfs.reload_exports() == {"result": True, "stdout": "", "stderr": ""}
+
+
+def test_nfs3_add_export_refuses_world_root_as_the_state_does(etc):
+    exports = etc / "exports"
+    with pytest.raises(SaltInvocationError, match="allow_world_root"):
+        exportfs.add_export(str(exports), "/srv/test", "*", ["rw", "no_root_squash"])
+    assert not exports.exists()
+    exports.write_text("/srv/test *(rw,no_root_squash)\n")
+    with pytest.raises(SaltInvocationError, match="allow_world_root"):
+        exportfs.add_export(str(exports), "/srv/test", "192.0.2.1", ["ro"])
+    assert exportfs.add_export(str(exports), "/srv/test", "192.0.2.1", ["ro"],
+                               allow_world_root=True) == {"hosts": "192.0.2.1",
+                                                          "options": ["ro"]}

@@ -5,11 +5,12 @@ The state's ``__salt__`` holds the real exportfs functions (sharing one
 ``cmd.run_all`` is a mock, so every exportfs process is counted.
 """
 
+import inspect
 from unittest.mock import MagicMock, patch
 
 import pytest
 
-from xen_nfsroot.modules import exportfs
+from xen_nfsroot.modules import exportfs, nfsroot_files
 from xen_nfsroot.states import nfs_export
 
 SEED_OPTIONS = ["rw", "no_root_squash", "async", "no_subtree_check"]
@@ -39,8 +40,10 @@ def context():
 def configure_loader_modules(run_all, context):
     functions = {
         f"exportfs.{name}": getattr(exportfs, name)
-        for name in ("validate", "add", "remove", "apply_changes", "list_configured")
+        for name in ("validate", "add", "remove", "reload", "check_active", "list_configured")
     }
+    functions.update({f"nfsroot_files.{name}": getattr(nfsroot_files, name)
+                      for name in ("read", "write", "remove", "sync")})
     functions["cmd.run_all"] = run_all
     return {
         exportfs: {"__salt__": functions, "__opts__": {"test": False}, "__context__": context},
@@ -87,7 +90,7 @@ def test_present_adds_reloads_and_verifies(exports, run_all):
     assert spawned(run_all) == [["-ra"], ["-v"]]
 
 
-def test_second_run_changes_nothing_and_spawns_nothing(exports, run_all, context):
+def test_second_run_changes_nothing_and_only_lists_the_exports(exports, run_all, context):
     nfs_export.present("/xen", clients=SEED, exports=str(exports))
     new_run(context)
     run_all.reset_mock()
@@ -102,10 +105,12 @@ def test_second_run_changes_nothing_and_spawns_nothing(exports, run_all, context
         "result": True,
         "comment": "Export /xen for 192.0.2.10 is already present",
     }
-    assert run_all.call_count == 0
+    assert spawned(run_all) == [["-v"]]
 
 
 def test_omitted_options_converge(exports, run_all, context):
+    run_all.return_value = ok(stdout="/srv/pub      \t<world>(sync,wdelay,hide,no_subtree_check,"
+                                     "sec=sys,ro,secure,root_squash,no_all_squash)\n")
     first = nfs_export.present("/srv/pub", hosts="*", exports=str(exports))
     assert first["changes"]["new"] == [{"hosts": "*", "options": []}]
     assert exports.read_text().endswith("/srv/pub *()\n")
@@ -120,21 +125,24 @@ def test_test_mode_predicts_and_changes_nothing(tmp_path, exports, run_all):
         assert ret["result"] is None
         assert ret["changes"] == {"old": None, "new": SEED}
         assert ret["comment"] == (
-            f"Would have added export /xen for {SEED_TEXT} to {missing} (creating the file)"
+            f"Would have added export /xen for {SEED_TEXT} to {missing} (creating the file). "
+            "Would then run exportfs -ra."
         )
         update = nfs_export.present("/srv/a", hosts="192.0.2.1", options=["ro"],
-                                    exports=str(exports))
+                                    exports=str(exports), reload=False)
         assert update["comment"] == (
             f"Would have updated export /srv/a in {exports} to 192.0.2.1(ro) "
-            "(was 192.0.2.1(rw))"
+            "(was 192.0.2.1(rw)). exportfs -ra is left to nfs_export.reloaded."
         )
-        gone = nfs_export.absent("/srv/a", exports=str(exports))
-        assert gone["comment"] == f"Would have removed export /srv/a (192.0.2.1(rw)) from {exports}"
+        gone = nfs_export.absent("/srv/a", exports=str(exports), reload=False)
+        assert gone["comment"] == (
+            f"Would have removed export /srv/a (192.0.2.1(rw)) from {exports}. "
+            "exportfs -ra is left to nfs_export.reloaded."
+        )
         reloaded = nfs_export.reloaded("exports")
         assert reloaded["result"] is None
-        assert reloaded["comment"] == (
-            "Would have run exportfs -ra to apply the changes to /xen, /srv/a, /srv/a"
-        )
+        assert reloaded["comment"] == "Would have run exportfs -ra to apply the changes to /srv/a"
+        assert nfs_export.reloaded("exports")["result"] is True
     assert not missing.parent.exists()
     assert exports.read_text() == "# hand made\n/srv/a 192.0.2.1(rw)\n"
     assert run_all.call_count == 0
@@ -166,8 +174,8 @@ def test_deferred_exports_cost_one_reload(exports, run_all, context):
     assert run_all.call_count == 0
     ret = nfs_export.reloaded("exports applied")
     assert spawned(run_all) == [["-ra"], ["-v"]]
-    assert ret["changes"]["reloaded"] == [str(exports)]
-    assert "/srv/a no longer exported" in ret["changes"]["active"]
+    assert ret["changes"]["reloaded"] == [f"/srv/g{index}" for index in range(5)] + ["/srv/a"]
+    assert "/srv/a not exported" in ret["comment"]
     assert ret["result"] is False  # the mocked exportfs -v lists none of the guests
     assert "exportfs -v does not list /srv/g0 for 10.0.0.0" in ret["comment"]
     again = nfs_export.reloaded("exports applied")
@@ -245,14 +253,144 @@ def test_world_root_is_allowed_on_request(exports):
 
 
 def test_mod_watch_reloads_even_without_changes(exports, run_all):
+    run_all.return_value = ok(stdout="/srv/a        \t192.0.2.1(sync,wdelay,hide,no_subtree_check,"
+                                     "sec=sys,rw,secure,root_squash,no_all_squash)\n")
     ret = nfs_export.mod_watch("exports applied", sfun="reloaded")
     assert spawned(run_all) == [["-ra"]]
     assert ret["result"] is True
     assert ret["comment"] == "Applied with exportfs -ra."
     ret = nfs_export.mod_watch("/srv/a", sfun="present", hosts="192.0.2.1", options=["rw"],
                                exports=str(exports), __id__="x", fun="present")
+    assert spawned(run_all) == [["-ra"], ["-v"], ["-ra"]]
     assert ret["result"] is True
     assert ret["comment"] == (
         "Export /srv/a for 192.0.2.1 is already present. Applied with exportfs -ra."
     )
     assert nfs_export.mod_watch("x", sfun="other")["result"] is False
+
+
+# --- the live export table ------------------------------------------------------------
+
+
+def test_an_export_missing_from_the_live_table_is_applied_again(exports, run_all, context):
+    exports.write_text(f"/xen {SEED_TEXT}\n")
+    run_all.return_value = ok(stdout="")  # after exportfs -ua: nothing exported
+    with patch.dict(nfs_export.__opts__, {"test": True}):
+        predicted = nfs_export.present("/xen", clients=SEED, exports=str(exports))
+    assert predicted["result"] is None
+    assert predicted["changes"] == {"active": {
+        "old": "exportfs -v does not list /xen for 192.0.2.10", "new": SEED_TEXT}}
+    assert predicted["comment"] == (
+        f"Export /xen for 192.0.2.10 is in {exports} but not active (exportfs -v does not "
+        "list /xen for 192.0.2.10): would apply it again. Would then run exportfs -ra."
+    )
+    assert spawned(run_all) == [["-v"]]
+    new_run(context)
+    run_all.reset_mock()
+    run_all.side_effect = [ok(stdout=""), ok(), ok(stdout=LISTED)]
+    ret = nfs_export.present("/xen", clients=SEED, exports=str(exports))
+    assert ret["result"] is True
+    assert ret["changes"] == predicted["changes"]
+    assert ret["comment"].endswith(
+        "applying it again. Applied with exportfs -ra; exportfs -v lists /xen for 192.0.2.10."
+    )
+    assert spawned(run_all) == [["-v"], ["-ra"], ["-v"]]
+    assert exports.read_text() == f"/xen {SEED_TEXT}\n"
+
+
+def test_an_absent_export_still_active_is_withdrawn(exports, run_all):
+    exports.write_text("")
+    run_all.side_effect = [ok(stdout=LISTED), ok(), ok(stdout="")]
+    ret = nfs_export.absent("/xen", exports=str(exports))
+    assert ret["result"] is True
+    assert ret["changes"]["active"]["new"] is None
+    assert ret["comment"].startswith(
+        f"Export /xen is absent from {exports} but still active (exportfs -v still lists /xen "
+        "for 192.0.2.10(async,")
+    assert ret["comment"].endswith("withdrawing it. Applied with exportfs -ra; exportfs -v "
+                                   "lists /xen not exported.")
+
+
+def chunk(identifier, name, fun="present", **arguments):
+    return {"state": "nfs_export", "__id__": identifier, "name": name, "fun": fun, **arguments}
+
+
+def run_chunks(chunks, exports, test=False):
+    """Call each chunk's state function as a Salt run would, with __low__,
+    __lowstate__ and __running__ injected."""
+    running = {}
+    returns = []
+    for low in chunks:
+        function = getattr(nfs_export, low["fun"])
+        accepted = inspect.signature(function).parameters
+        arguments = {key: value for key, value in low.items()
+                     if key in accepted and key != "name"}
+        injected = {"__low__": low, "__lowstate__": chunks, "__running__": dict(running)}
+        with patch.multiple(nfs_export, create=True, **injected), \
+                patch.dict(nfs_export.__opts__, {"test": test}):
+            ret = function(low["name"], exports=str(exports), **arguments)
+        running[nfs_export._tag(low)] = ret
+        returns.append(ret)
+    return returns
+
+
+def test_a_run_of_3007_style_states_reloads_once(exports, run_all):
+    chunks = [chunk(f"export-{index}", f"/srv/g{index}", hosts=f"10.0.0.{index}")
+              for index in range(4)]
+    listing = "".join(f"{f'/srv/g{index}':<14}\t10.0.0.{index}(sync,wdelay,hide,"
+                      "no_subtree_check,sec=sys,ro,secure,root_squash,no_all_squash)\n"
+                      for index in range(4))
+    run_all.return_value = ok(stdout=listing)
+    returns = run_chunks(chunks, exports)
+    assert spawned(run_all) == [["-ra"], ["-v"]]
+    for ret in returns[:3]:
+        assert ret["result"] is True
+        assert ret["comment"].endswith("exportfs -ra is left to the exports state export-3 of "
+                                       "this run.")
+    assert returns[3]["comment"].endswith(
+        "Applied with exportfs -ra; exportfs -v lists /srv/g0 for 10.0.0.0, /srv/g1 for "
+        "10.0.0.1, /srv/g2 for 10.0.0.2, /srv/g3 for 10.0.0.3.")
+
+
+def test_the_reload_is_not_left_to_a_state_that_may_not_run(exports, run_all):
+    chunks = [chunk("first", "/srv/g0", hosts="10.0.0.0"),
+              chunk("second", "/srv/g1", hosts="10.0.0.1", require=[{"file": "x"}]),
+              chunk("third", "/srv/g2", hosts="10.0.0.2", onlyif="true")]
+    returns = run_chunks(chunks, exports)
+    assert spawned(run_all) == [["-ra"], ["-v"]] * 3
+    assert all("Applied with exportfs -ra" in ret["comment"] for ret in returns)
+
+
+def test_a_failing_last_state_still_reloads_for_the_others(exports, run_all):
+    chunks = [chunk("first", "/srv/g0", hosts="10.0.0.0"),
+              chunk("last", "/srv/g1", hosts="10.0.0.1 (rw)")]
+    listing = ("/srv/g0       \t10.0.0.0(sync,wdelay,hide,no_subtree_check,sec=sys,ro,secure,"
+               "root_squash,no_all_squash)\n")
+    run_all.return_value = ok(stdout=listing)
+    first, last = run_chunks(chunks, exports)
+    assert first["comment"].endswith("exportfs -ra is left to the exports state last of this "
+                                     "run.")
+    assert last["result"] is False
+    assert last["comment"].startswith("hosts: '10.0.0.1 (rw)' has whitespace before '('")
+    assert last["comment"].endswith("Applied with exportfs -ra; exportfs -v lists /srv/g0 for "
+                                    "10.0.0.0.")
+    assert spawned(run_all) == [["-ra"], ["-v"]]
+
+
+def test_failhard_keeps_every_state_reloading_itself(exports, run_all):
+    chunks = [chunk("first", "/srv/g0", hosts="10.0.0.0"),
+              chunk("second", "/srv/g1", hosts="10.0.0.1", failhard=True)]
+    run_chunks(chunks, exports)
+    assert spawned(run_all) == [["-ra"], ["-v"]] * 2
+
+
+def test_test_mode_predicts_the_shared_reload(exports, run_all):
+    chunks = [chunk(f"export-{index}", f"/srv/g{index}", hosts=f"10.0.0.{index}")
+              for index in range(3)]
+    returns = run_chunks(chunks, exports, test=True)
+    assert [ret["result"] for ret in returns] == [None, None, None]
+    assert returns[0]["comment"].endswith("left to the exports state export-2 of this run.")
+    assert returns[2]["comment"].endswith("Would then run exportfs -ra (for /srv/g0, /srv/g1 "
+                                          "too).")
+    assert run_all.call_count == 0
+    assert exports.read_text() == "# hand made\n/srv/a 192.0.2.1(rw)\n"
