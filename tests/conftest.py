@@ -1,10 +1,16 @@
 """Fixtures shared by every test layer."""
 
+import logging
 import os
 import pathlib
 import subprocess
 
 import pytest
+
+# Daemons stopped at the end of a session still flush log records into
+# streams pytest has closed; each would print a "--- Logging error ---"
+# traceback that buries the results. Such records are dropped instead.
+logging.raiseExceptions = False
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
