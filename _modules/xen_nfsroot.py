@@ -448,6 +448,7 @@ def _validate(pillar):
         if root in roots:
             _fail(f"guest {name!r}", "nfs_root",
                   f"already the root of guest {roots[root]!r} on {root[0]}", guest["nfs_root"])
+        _check_nesting(name, root, roots)
         roots[root] = name
         for mac in guest["macs"]:
             if mac in macs:
@@ -456,6 +457,22 @@ def _validate(pillar):
             macs[mac] = name
         guests[name] = guest
     return dict(sorted(guests.items()))
+
+
+def _check_nesting(name, root, roots):
+    """One guest's root may not lie inside another's on the same server: the
+    outer guest owns every directory on the way, so it could move the inner
+    root's tree under the server's feet."""
+    server, path = root
+    for (other_server, other_path), other in roots.items():
+        if other_server != server:
+            continue
+        if path.startswith(other_path.rstrip("/") + "/"):
+            _fail(f"guest {name!r}", "nfs_root",
+                  f"inside the root {other_path} of guest {other!r} on {server}", path)
+        if other_path.startswith(path.rstrip("/") + "/"):
+            _fail(f"guest {name!r}", "nfs_root",
+                  f"holds the root {other_path} of guest {other!r} on {server}", path)
 
 
 def settings(pillar=None):
@@ -486,7 +503,24 @@ def settings(pillar=None):
     return merged
 
 
-def guests(role=None, minion_id=None, only=None):
+def _select(every, selection):
+    """The guests a filter selects: all without one; with one, only a guest
+    pillar defines, by its exact name. A filter that is not such a name
+    (``""``, ``0``, ``false``, ``null``, a list, a mapping, an unknown name)
+    selects nothing: bad input never widens a selection."""
+    unknown = sorted(set(selection) - {"only"})
+    if unknown:
+        raise SaltInvocationError(f"{unknown[0]}: not an argument of xen_nfsroot.guests")
+    if "only" not in selection:
+        return every
+    only = selection["only"]
+    if isinstance(only, str) and only in every:
+        return {only: every[only]}
+    log.warning("xen_nfsroot: guest filter %r names no guest in pillar; nothing selected", only)
+    return {}
+
+
+def guests(role=None, minion_id=None, **selection):
     """
     Return the validated guests, defaults merged, as a dict name -> guest.
 
@@ -498,8 +532,10 @@ def guests(role=None, minion_id=None, only=None):
         Select for this minion id instead of the local one (orchestration).
 
     only
-        Keep only the guest of this name. A name that pillar does not define
-        selects nothing (and is logged): it never reaches a state.
+        Keep only the guest of this name. Given at all, it is a filter: any
+        value that is not the name of a guest pillar defines (an unknown
+        name, ``""``, ``0``, ``false``, ``null``, a list, a mapping) selects
+        nothing, and is logged; only leaving it out selects every guest.
 
     CLI Example:
 
@@ -510,12 +546,8 @@ def guests(role=None, minion_id=None, only=None):
     """
     if role not in (None, *ROLES):
         raise SaltInvocationError(f"role: expected server, dom0 or nothing, got {role!r}")
-    every = validate()
-    if only is not None:
-        if only not in every:
-            log.warning("xen_nfsroot: no guest named %r in pillar; nothing selected", only)
-            return {}
-        every = {only: every[only]}
+    selection = {key: value for key, value in selection.items() if not key.startswith("__")}
+    every = _select(validate(), selection)
     if role is None:
         return every
     minion_id = minion_id or __opts__["id"]

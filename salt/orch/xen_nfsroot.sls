@@ -5,19 +5,21 @@
 
     Inline pillar (all optional):
       guest: NAME          only this guest, booted even without autostart
-                           (a name pillar does not define selects nothing
-                           and is logged)
       dom0: MINION_ID      only the guests this dom0 runs
       autostart_only: true only guests with autostart (minion start reactor)
 
-    Every target, path and option comes from the xen_nfsroot pillar. -#}
-{%- set only = salt["pillar.get"]("guest") or none %}
-{%- set dom0 = salt["pillar.get"]("dom0") or none %}
-{%- set autostart_only = salt["pillar.get"]("autostart_only", False) %}
-{%- set selected = salt["xen_nfsroot.guests"](only=only) %}
+    A filter given is a filter: a value that names no guest or dom0 of the
+    pillar ("", 0, false, null, a list, a mapping, an unknown name) selects
+    nothing and the notification says which value; only leaving a filter
+    out selects every guest. Every target, path and option comes from the
+    xen_nfsroot pillar. -#}
+{%- set selection = {"only": pillar["guest"]} if "guest" in pillar else {} %}
+{%- set dom0_given = "dom0" in pillar %}
+{%- set autostart_only = pillar.get("autostart_only", False) is sameas true %}
+{%- set selected = salt["xen_nfsroot.guests"](**selection) %}
 {%- set ns = namespace(count=0) %}
 {%- for name, guest in selected.items() %}
-{%-   if (dom0 is none or guest.dom0 == dom0) and (not autostart_only or guest.autostart) %}
+{%-   if (not dom0_given or guest.dom0 == pillar["dom0"]) and (not autostart_only or guest.autostart) %}
 {%-     set ns.count = ns.count + 1 %}
 {%-     set export_id = "xen_nfsroot-export-" ~ name %}
 {%-     set boot_id = "xen_nfsroot-boot-" ~ name %}
@@ -36,7 +38,7 @@
   salt.state:
     - tgt: {{ guest.dom0 | json }}
     - sls: [xen_nfsroot.dom0]
-    - pillar: {xen_nfsroot_guest: {{ name | json }}, xen_nfsroot_boot: {{ (only is not none) | json }}}
+    - pillar: {xen_nfsroot_guest: {{ name | json }}, xen_nfsroot_boot: {{ ("only" in selection) | json }}}
 {%-     if not guest.absent %}
     - require:
       - salt: {{ export_id }}
@@ -44,8 +46,12 @@
 {%-   endif %}
 {%- endfor %}
 {%- if ns.count == 0 %}
+{%-   set given = [] %}
+{%-   for key in ("guest", "dom0", "autostart_only") if key in pillar %}
+{%-     do given.append("%s=%r" % (key, pillar[key])) %}
+{%-   endfor %}
 
 xen_nfsroot-nothing-selected:
   test.show_notification:
-    - text: {{ ("xen_nfsroot: no guest selected (guest=%s, dom0=%s)" % (only, dom0)) | json }}
+    - text: {{ ("xen_nfsroot: no guest selected (%s)" % (given | join(", ") or "pillar defines no guest")) | json }}
 {%- endif %}

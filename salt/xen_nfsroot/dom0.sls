@@ -14,8 +14,10 @@ rather than Jinja and YAML for the same reason as server.sls.
 def run():
     # __pillar__, not pillar.get: Salt 3008 masks pillar.get's values in
     # #!py files.
-    only = __pillar__.get("xen_nfsroot_guest") or None
-    guests = __salt__["xen_nfsroot.guests"]("dom0", only=only)
+    selection = {}
+    if "xen_nfsroot_guest" in __pillar__:
+        selection["only"] = __pillar__["xen_nfsroot_guest"]
+    guests = __salt__["xen_nfsroot.guests"]("dom0", **selection)
     boot = __pillar__.get("xen_nfsroot_boot", False) is True
     minion_id = __grains__["id"]
     high = {}

@@ -34,8 +34,10 @@ def _args(mapping):
 def run():
     # __pillar__, not pillar.get: Salt 3008 masks pillar.get's values in
     # #!py files.
-    only = __pillar__.get("xen_nfsroot_guest") or None
-    guests = __salt__["xen_nfsroot.guests"]("server", only=only)
+    selection = {}
+    if "xen_nfsroot_guest" in __pillar__:
+        selection["only"] = __pillar__["xen_nfsroot_guest"]
+    guests = __salt__["xen_nfsroot.guests"]("server", **selection)
     high = {}
     if not guests:
         return high

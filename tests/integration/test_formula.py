@@ -297,3 +297,49 @@ def test_unknown_guests_are_left_alone_and_absent_removes(
     assert "Stranger" in xen_doubles["dom0-a"].domains()
     assert stranger.exists()
     assert pathlib.Path("/etc/exports").read_text() == "# admin's\n/srv 192.0.2.99(ro)\n"
+
+
+BAD_FILTERS = [
+    {"guest": ""},
+    {"guest": 0},
+    {"guest": False},
+    {"guest": None},
+    {"guest": ["XenGuest"]},
+    {"guest": {"XenGuest": True}},
+    {"guest": "NoSuchGuest"},
+    {"dom0": ""},
+    {"dom0": None},
+    {"dom0": ["dom0-a"]},
+]
+
+
+def test_a_bad_filter_selects_nothing_and_says_which(fresh, salt_run_cli, xen_doubles):
+    before = snapshot()
+    for pillar in BAD_FILTERS:
+        ret = salt_run_cli.run("state.orchestrate", "orch.xen_nfsroot",
+                               f"pillar={json.dumps(pillar)}")
+        assert ret.returncode == 0, ret
+        order, steps = orchestrate_steps(ret)
+        assert [sid.split("_|-")[1] for sid in order] == ["xen_nfsroot-nothing-selected"], ret
+        ((key, value),) = pillar.items()
+        note = next(iter(steps.values()))["comment"]
+        assert note == f"xen_nfsroot: no guest selected ({key}={value!r})", note
+    assert snapshot() == before
+    for double in xen_doubles.values():
+        assert double.spawns(command="create") == []
+
+
+def test_a_guest_fstab_that_is_not_utf8_through_the_master(fresh, run_on):
+    fstab = GUEST_ROOTS["XenGuest"] / "etc" / "fstab"
+    fstab.write_bytes(SEED_FSTAB.replace("ext3    defaults ", "ext3    d\xe9faults").encode(
+        "latin-1") + b"# \xff\xfe a comment in no encoding\n")
+    ret = run_on("nfs1", "state.apply", "xen_nfsroot.server")
+    assert ret.returncode == 0, ret
+    results = state_results(ret.data)
+    fstab_ret = results["xen_nfsroot-fstab-XenGuest"]
+    assert fstab_ret["result"] is True, fstab_ret
+    assert fstab_ret["changes"]["root"]["old"] == "/dev/sda1 / ext3 d\\xe9faults 1 1"
+    assert "d\\xe9faults" in fstab_ret["comment"]
+    assert fstab.read_bytes().endswith(b"# \xff\xfe a comment in no encoding\n")
+    assert b"#xen-nfsroot# /dev/sda1               /                       ext3    d\xe9faults" \
+        in fstab.read_bytes()

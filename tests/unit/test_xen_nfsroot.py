@@ -63,8 +63,23 @@ def test_roles_and_selection_by_minion_id():
 def test_only_an_unknown_guest_selects_nothing():
     assert list(xen_nfsroot.guests(only="XenGuest")) == ["XenGuest"]
     assert xen_nfsroot.guests(only="NoSuchGuest") == {}
+    assert list(xen_nfsroot.guests()) == ["StaticGuest", "XenGuest"]
     with pytest.raises(SaltInvocationError, match="no guest named 'NoSuchGuest'"):
         xen_nfsroot.guest("NoSuchGuest")
+
+
+@pytest.mark.parametrize("only", ["", 0, False, None, ["XenGuest"], {"XenGuest": 1},
+                                  "xenguest", " XenGuest", "*"])
+def test_a_filter_given_never_widens_the_selection(only, caplog):
+    assert xen_nfsroot.guests(only=only) == {}
+    assert xen_nfsroot.guests("dom0", only=only) == {}
+    assert f"guest filter {only!r} names no guest in pillar" in caplog.text
+
+
+def test_salt_call_keywords_are_not_a_filter():
+    assert list(xen_nfsroot.guests(__pub_fun="xen_nfsroot.guests")) == ["StaticGuest", "XenGuest"]
+    with pytest.raises(SaltInvocationError, match="guest: not an argument"):
+        xen_nfsroot.guests(guest="XenGuest")
 
 
 def test_defaults_section_applies_to_every_guest(pillar):
@@ -236,3 +251,26 @@ def test_guests_share_no_list_with_the_pillar_or_each_other(pillar):
     assert first["export_options"] is not second["export_options"]
     assert first["export_options"] is not pillar["xen_nfsroot"]["defaults"]["export_options"]
     assert first["fstab"] is not second["fstab"]
+
+
+@pytest.mark.parametrize(("inner", "message"), [
+    ("/xen/inner", "inside the root /xen of guest 'XenGuest' on nfs1"),
+    ("/", "refusing to export the server's own root"),
+])
+def test_a_root_inside_another_guests_root_is_refused(pillar, inner, message):
+    pillar["xen_nfsroot"]["guests"]["Inner"] = dict(
+        pillar["xen_nfsroot"]["guests"]["XenGuest"], nfs_root=inner,
+        export_clients=["192.0.2.50"])
+    with pytest.raises(SaltInvocationError, match=message):
+        xen_nfsroot.validate()
+
+
+def test_a_root_holding_another_guests_root_is_refused(pillar):
+    guests = pillar["xen_nfsroot"]["guests"]
+    guests["Outer"] = dict(guests["StaticGuest"], nfs_root="/srv/xen", vif=[""],
+                           export_clients=["192.0.2.51"])
+    with pytest.raises(SaltInvocationError,
+                       match="holds the root /srv/xen/static of guest 'StaticGuest' on nfs1"):
+        xen_nfsroot.validate()
+    guests["Outer"]["nfs_server"] = "nfs2"
+    assert "Outer" in xen_nfsroot.validate()
