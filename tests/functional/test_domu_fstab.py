@@ -192,3 +192,36 @@ def test_present_and_absent(states, modules, guest):
         "192.0.2.1:/home         /home                   nfs     vers=3          0 0\n"
     )
     assert states.domu_fstab.absent(name="/home", root=str(guest)).changes == {}
+
+
+def test_non_utf8_lines_are_kept_and_shown_escaped_through_state_apply(minion_opts, tmp_path):
+    """Through state.apply: the return must serialise (msgpack for the
+    master, JSON for the outputter) although the fstab is not UTF-8."""
+    import salt.payload  # noqa: PLC0415
+    from saltfactories.utils.functional import Loaders  # noqa: PLC0415
+
+    root = tmp_path / "guest"
+    (root / "etc").mkdir(parents=True)
+    fstab = root / "etc" / "fstab"
+    fstab.write_bytes(b"/dev/sda1 / ext3 defaults,comment=caf\xe9 1 1\n"
+                      b"/dev/sdb2 swap swap pri=\xff 0 0\n# \xfe kept\n")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "guest.sls").write_text(json.dumps({f"fstab of {root}": {
+        "domu_fstab.nfs_root": [{"name": str(root)}]}}))
+    loaders = Loaders(dict(minion_opts, file_roots={"base": [str(tree)]}))
+    ret = loaders.modules.state.apply("guest")
+    (result,) = ret
+    assert result.result is True, result.comment
+    assert result.changes == {
+        "root": {"old": "/dev/sda1 / ext3 defaults,comment=caf\\xe9 1 1",
+                 "new": "/dev/nfs / nfs defaults 0 0"},
+        "disabled": ["/dev/sdb2 swap swap pri=\\xff 0 0"],
+    }
+    assert "comment=caf\\xe9" in result.comment
+    json.dumps(ret.raw)
+    salt.payload.loads(salt.payload.dumps(ret.raw))
+    assert fstab.read_bytes() == (b"#xen-nfsroot# /dev/sda1 / ext3 defaults,comment=caf\xe9 1 1\n"
+                                  b"/dev/nfs / nfs defaults 0 0\n"
+                                  b"#xen-nfsroot# /dev/sdb2 swap swap pri=\xff 0 0\n"
+                                  b"# \xfe kept\n")
