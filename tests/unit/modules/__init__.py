@@ -1,0 +1,1 @@
+"""Unit tests of single execution modules, loader mocked."""
