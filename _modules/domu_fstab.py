@@ -227,7 +227,7 @@ def summary(raw):
 
         salt '*' domu_fstab.summary '/dev/sdb2    swap   swap  defaults 0 0'
     """
-    content, _ = _split_ending(shown(raw))
+    content, _ = _split_ending(_shown(raw))
     if content.startswith(MARKER):
         return MARKER + " ".join(_FIELD.findall(content[len(MARKER) :]))
     return " ".join(_FIELD.findall(content))
@@ -326,6 +326,33 @@ def _check_disable(value):
     return list(value)
 
 
+def check_nfs_root(args=None, field="fstab"):
+    """
+    Check the arguments of an NFS root line (``fstype``, ``opts``, ``dump``,
+    ``pass_num``, ``disable``; see :func:`set_nfs_root`) given as a mapping.
+    Returns them complete, ``opts`` as one comma-separated string.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt nfs1 domu_fstab.check_nfs_root '{opts: [vers=3, tcp], disable: [/dev/sdb2]}'
+    """
+    args = {} if args is None else args
+    if not isinstance(args, dict):
+        raise _invalid(field, args, "must be a mapping of fstype, opts, dump, pass_num, disable")
+    defaults = {"fstype": "nfs", "opts": "defaults", "dump": 0, "pass_num": 0, "disable": None}
+    unknown = sorted(set(args) - set(defaults) - {"name"})
+    if unknown:
+        raise _invalid(f"{field}.{unknown[0]}", args[unknown[0]],
+                       f"is not an NFS root line setting ({', '.join(defaults)})")
+    merged = {**defaults, **{key: value for key, value in args.items() if key != "name"}}
+    merged["opts"] = _check_entry_args(merged["fstype"], merged["opts"], merged["dump"],
+                                       merged["pass_num"])
+    merged["disable"] = _check_disable(merged["disable"])
+    return merged
+
+
 def _check_entry_args(fstype, opts, dump, pass_num):
     _check_word("fstype", fstype)
     opts = _check_opts(opts)
@@ -393,7 +420,7 @@ class _Edit:
         return "".join(out)
 
 
-def plan_nfs_root(  # noqa: PLR0917 (Salt calls by name or CLI position)
+def plan_nfs_root(  # noqa: PLR0913,PLR0917 (Salt calls it by name or CLI position)
     text, fstype="nfs", opts="defaults", dump=0, pass_num=0, disable=None,
 ):
     """
@@ -434,45 +461,56 @@ def plan_nfs_root(  # noqa: PLR0917 (Salt calls by name or CLI position)
     roots = [i for i in entries if edit.lines[i]["name"] == "/"]
     keep = next((i for i in roots if _same_entry(edit.lines[i], wanted)), None)
     changes = {}
-    disabled = []
     if keep is None:
-        if roots:
-            first = edit.lines[roots[0]]
-            content, ending = _entry_line(wanted, first)
-            changes["root"] = {"old": summary(first["raw"]), "new": summary(content)}
-            if first["device"] == NFS_ROOT_DEVICE:
-                edit.raws[roots[0]] = content + ending
-            else:
-                edit.disable(roots[0])
-                edit.terminate(roots[0])
-                edit.insert_after(roots[0], content + ending)
-            extra_roots = roots[1:]
-        else:
-            old_roots = [
-                i
-                for i, line in enumerate(edit.lines)
-                if line["kind"] == "disabled" and line["name"] == "/"
-            ]
-            anchor = next(
-                (i for i, line in enumerate(edit.lines) if line["kind"] in ("entry", "disabled")),
-                None,
-            )
-            if old_roots:
-                content, ending = _entry_line(wanted, edit.lines[old_roots[-1]])
-                edit.terminate(old_roots[-1])
-                edit.insert_after(old_roots[-1], content + ending)
-            elif anchor is None:
-                content, ending = _entry_line(wanted, None)
-                edit.append(content + ending)
-            else:
-                content, ending = _entry_line(wanted, edit.lines[anchor])
-                edit.insert_after(anchor - 1, content + (ending or "\n"))
-            changes["root"] = {"old": None, "new": summary(content)}
-            extra_roots = []
+        changes["root"], extra_roots = _place_root(edit, roots, wanted)
     else:
         extra_roots = [i for i in roots if i != keep]
+    disabled = _disable_lines(edit, entries, extra_roots, disable)
+    if disabled:
+        changes["disabled"] = disabled
+    return [edit.text() if changes else text, changes]
 
+
+def _place_root(edit, roots, wanted):
+    """Put the wanted root line in place: ({"old", "new"}, further root lines).
+
+    A /dev/nfs root line is updated in place; a disk root line is commented
+    out with the new line right below it; without one, the new line goes
+    below the last root line this formula commented out, else before the
+    first entry, else at the end.
+    """
+    if roots:
+        first = edit.lines[roots[0]]
+        content, ending = _entry_line(wanted, first)
+        if first["device"] == NFS_ROOT_DEVICE:
+            edit.raws[roots[0]] = content + ending
+        else:
+            edit.disable(roots[0])
+            edit.terminate(roots[0])
+            edit.insert_after(roots[0], content + ending)
+        return {"old": summary(first["raw"]), "new": summary(content)}, roots[1:]
+    old_roots = [i for i, line in enumerate(edit.lines)
+                 if line["kind"] == "disabled" and line["name"] == "/"]
+    anchor = next((i for i, line in enumerate(edit.lines)
+                   if line["kind"] in ("entry", "disabled")), None)
+    if old_roots:
+        content, ending = _entry_line(wanted, edit.lines[old_roots[-1]])
+        edit.terminate(old_roots[-1])
+        edit.insert_after(old_roots[-1], content + ending)
+    elif anchor is None:
+        content, ending = _entry_line(wanted, None)
+        edit.append(content + ending)
+    else:
+        content, ending = _entry_line(wanted, edit.lines[anchor])
+        edit.insert_after(anchor - 1, content + (ending or "\n"))
+    return {"old": None, "new": summary(content)}, []
+
+
+def _disable_lines(edit, entries, extra_roots, disable):
+    """Comment out further root lines, then local-disk lines (disable None)
+    or the lines whose device or mount point disable lists: their summaries."""
     wanted_off = None if disable is None else {_norm(item) for item in disable}
+    disabled = []
     for index in entries:
         line = edit.lines[index]
         if index in extra_roots:
@@ -486,9 +524,7 @@ def plan_nfs_root(  # noqa: PLR0917 (Salt calls by name or CLI position)
         if selected:
             edit.disable(index)
             disabled.append(summary(line["raw"]))
-    if disabled:
-        changes["disabled"] = disabled
-    return [edit.text() if changes else text, changes]
+    return disabled
 
 
 def _matches(line, name, device):
@@ -497,7 +533,7 @@ def _matches(line, name, device):
     return device is None or line["device"] == device
 
 
-def plan_entry(  # noqa: PLR0917 (Salt calls by name or CLI position)
+def plan_entry(  # noqa: PLR0913,PLR0917 (Salt calls it by name or CLI position)
     text, name, device, fstype, opts="defaults", dump=0, pass_num=0,
 ):
     """
@@ -613,7 +649,7 @@ FSTAB = "etc/fstab"
 EDIT_ATTEMPTS = 3
 
 
-def shown(text):
+def _shown(text):
     """Text for messages and ``changes``: bytes that are not UTF-8 (kept in
     the file as they are) shown as ``\\xNN`` escapes, so a state return
     always serialises."""
@@ -685,7 +721,7 @@ def entries(root):
     ]
 
 
-def set_nfs_root(  # noqa: PLR0917 (Salt calls by name or CLI position)
+def set_nfs_root(  # noqa: PLR0913,PLR0917 (Salt calls it by name or CLI position)
     name, fstype="nfs", opts="defaults", dump=0, pass_num=0, disable=None, test=False,
 ):
     """
@@ -715,7 +751,7 @@ def set_nfs_root(  # noqa: PLR0917 (Salt calls by name or CLI position)
     )
 
 
-def set_entry(  # noqa: PLR0917 (Salt calls by name or CLI position)
+def set_entry(  # noqa: PLR0913,PLR0917 (Salt calls it by name or CLI position)
     name, root, device, fstype, opts="defaults", dump=0, pass_num=0, test=False,
 ):
     """

@@ -53,6 +53,7 @@ __all__ = [
     "check_active",
     "unexport",
     "validate",
+    "check_exports_file",
     "normalize_options",
     "list_exports",
     "add_export",
@@ -216,6 +217,56 @@ def _fsid_number(value):
     return None
 
 
+def _id_problem(name, value, option):
+    if not re.fullmatch(r"[+-]?\d+", value) or not -(2**31) <= int(value) < 2**31:
+        return f"bad {name} '{option}': expected an integer uid/gid"
+    return None
+
+
+def _fsid_problem(name, value, option):
+    number = _fsid_number(value)
+    if number is None and value != "root" and not (
+        re.fullmatch(r"[0-9a-fA-F-]+", value) and _uuid_fsid(value)
+    ):
+        return (f"bad {name} '{option}': expected 'root', a number or a UUID "
+                "(32 hexadecimal digits)")
+    if number is not None and number >= 2**32:
+        return f"bad {name} '{option}': the number must be below 2**32"
+    return None
+
+
+def _sec_problem(_name, value, option):
+    for flavour in value.split(":"):
+        if flavour not in _FLAVOURS:
+            return (f"unknown security flavour '{flavour}' in '{option}' "
+                    f"(known: {', '.join(sorted(_FLAVOURS))})")
+    return None
+
+
+def _squash_problem(name, value, option):
+    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", value):
+        return f"bad {name} '{option}': expected a list of ids or id ranges"
+    return None
+
+
+def _mountpoint_problem(name, value, option):
+    if not value.startswith("/"):
+        return f"bad {name} '{option}': expected an absolute path"
+    return None
+
+
+def _value_problem(name, value, option):
+    return None if value else f"bad option '{option}': {name}= needs a value"
+
+
+# The check of each value option's value (exports(5)).
+_VALUE_CHECKS = {
+    "anonuid": _id_problem, "anongid": _id_problem, "fsid": _fsid_problem,
+    "sec": _sec_problem, "squash_uids": _squash_problem, "squash_gids": _squash_problem,
+    "mountpoint": _mountpoint_problem, "mp": _mountpoint_problem,
+}
+
+
 def _option_problem(option):
     """Why exportfs would reject one option, or None when it accepts it."""
     if option in _FLAG_OPTIONS:
@@ -225,36 +276,34 @@ def _option_problem(option):
         close = difflib.get_close_matches(option, _KNOWN_OPTION_NAMES, n=1, cutoff=0.7)
         hint = f" (did you mean '{close[0].rstrip('=')}'?)" if close else ""
         return f"unknown export option '{option}'{hint}"
+    return _VALUE_CHECKS.get(name, _value_problem)(name, value, option)
+
+
+def _sec_group(value, settings, flavours):
+    """Start a sec= group: the indexes (in flavours) of its flavours."""
+    active = []
+    for spelling in value.split(":"):
+        flavour = _FLAVOURS[spelling]
+        names = [entry[0] for entry in flavours]
+        if flavour not in names:
+            flavours.append([flavour, {key: settings[key] for key in _SECINFO}])
+            names.append(flavour)
+        active.append(names.index(flavour))
+    return active
+
+
+def _setting_of(name, value, option):
+    """The (setting, canonical value) a valid value option sets."""
     if name in ("anonuid", "anongid"):
-        if not re.fullmatch(r"[+-]?\d+", value) or not -(2**31) <= int(value) < 2**31:
-            return f"bad {name} '{option}': expected an integer uid/gid"
-    elif name == "fsid":
-        number = _fsid_number(value)
-        if number is None and value != "root" and not (
-            re.fullmatch(r"[0-9a-fA-F-]+", value) and _uuid_fsid(value)
-        ):
-            return (
-                f"bad fsid '{option}': expected 'root', a number or a UUID "
-                "(32 hexadecimal digits)"
-            )
-        if number is not None and number >= 2**32:
-            return f"bad fsid '{option}': the number must be below 2**32"
-    elif name == "sec":
-        for flavour in value.split(":"):
-            if flavour not in _FLAVOURS:
-                return (
-                    f"unknown security flavour '{flavour}' in '{option}' "
-                    f"(known: {', '.join(sorted(_FLAVOURS))})"
-                )
-    elif name in ("squash_uids", "squash_gids"):
-        if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", value):
-            return f"bad {name} '{option}': expected a list of ids or id ranges"
-    elif name in ("mountpoint", "mp"):
-        if not value.startswith("/"):
-            return f"bad {name} '{option}': expected an absolute path"
-    elif not value:
-        return f"bad option '{option}': {name}= needs a value"
-    return None
+        return name, f"{name}={int(value)}"
+    if name == "fsid":
+        number = 0 if value == "root" else _fsid_number(value)
+        return "fsid", f"fsid={value.lower() if number is None else number}"
+    if name in ("mountpoint", "mp"):
+        return "mountpoint", f"mountpoint={value}"
+    if name in ("refer", "replicas"):
+        return "fsloc", option
+    return name, option  # squash_uids, squash_gids
 
 
 def _evaluate(options, defaults=None):
@@ -279,25 +328,10 @@ def _evaluate(options, defaults=None):
         if _option_problem(option):
             unknown.add(option)
         elif name == "sec":
-            active = []
-            for spelling in value.split(":"):
-                flavour = _FLAVOURS[spelling]
-                names = [entry[0] for entry in flavours]
-                if flavour not in names:
-                    flavours.append([flavour, {key: settings[key] for key in _SECINFO}])
-                    names.append(flavour)
-                active.append(names.index(flavour))
-        elif name in ("anonuid", "anongid"):
-            settings[name] = f"{name}={int(value)}"
-        elif name == "fsid":
-            number = 0 if value == "root" else _fsid_number(value)
-            settings["fsid"] = f"fsid={value.lower() if number is None else number}"
-        elif name in ("mountpoint", "mp"):
-            settings["mountpoint"] = f"mountpoint={value}"
-        elif name in ("refer", "replicas"):
-            settings["fsloc"] = option
-        else:  # squash_uids, squash_gids
-            settings[name] = option
+            active = _sec_group(value, settings, flavours)
+        else:
+            setting, canonical = _setting_of(name, value, option)
+            settings[setting] = canonical
     return settings, flavours, unknown
 
 
@@ -377,6 +411,63 @@ def _check_path(path, field="name"):
     return path
 
 
+def _network_problem(host):
+    address, _, mask = host.partition("/")
+    try:
+        network = ipaddress.ip_address(address)
+    except ValueError:
+        return f"network address {address!r} is not an IPv4 or IPv6 address"
+    if network.version == 6:
+        if not mask.isdigit() or int(mask) > 128:
+            return f"IPv6 prefix length {mask!r} must be a number from 0 to 128"
+        return None
+    if mask.isdigit():
+        return None if int(mask) <= 32 else f"prefix length {mask!r} must be 0 to 32"
+    try:
+        ipaddress.IPv4Address(mask)
+    except ValueError:
+        return f"netmask {mask!r} is neither a prefix length nor a dotted netmask"
+    return None
+
+
+def _address_problem(host, kind, what):
+    try:
+        kind(host)
+    except ValueError:
+        return f"is not a valid {what} address"
+    return None
+
+
+def _wildcard_problem(host):
+    if not _WILDCARD.fullmatch(host) or host.count("[") != host.count("]"):
+        return "is not a valid wildcard host pattern (characters: letters, digits, . - * ? [ ])"
+    return None
+
+
+def _hostname_problem(host):
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253 or not all(_HOSTNAME_LABEL.fullmatch(label) for label in name.split(".")):
+        return "is not a valid host name, address, network, wildcard or @netgroup"
+    return None
+
+
+# The kinds of client exportfs knows (exports(5) "Machine Name Formats"),
+# tried in this order: (test, check).
+_CLIENT_KINDS = (
+    (lambda host: host.startswith("@"),
+     lambda host: None if _NETGROUP.fullmatch(host) else "is not a valid @netgroup name"),
+    (lambda host: host.startswith("gss/"),
+     lambda host: None if _GSS.fullmatch(host) else "is not a valid gss/<flavour> client"),
+    (lambda host: "/" in host, _network_problem),
+    (lambda host: ":" in host,
+     lambda host: _address_problem(host, ipaddress.IPv6Address, "IPv6")),
+    (lambda host: any(char in host for char in "*?["), _wildcard_problem),
+    (lambda host: re.fullmatch(r"[0-9.]+", host) is not None,
+     lambda host: _address_problem(host, ipaddress.IPv4Address, "IPv4")),
+    (lambda host: True, _hostname_problem),
+)
+
+
 def _host_problem(host):
     """Why exportfs would not understand one client name, or None."""
     if host == "*":
@@ -386,47 +477,33 @@ def _host_problem(host):
     for char in "\"#\\'":
         if char in host:
             return f"contains {char!r}"
-    if host.startswith("@"):
-        return None if _NETGROUP.fullmatch(host) else "is not a valid @netgroup name"
-    if host.startswith("gss/"):
-        return None if _GSS.fullmatch(host) else "is not a valid gss/<flavour> client"
-    if "/" in host:
-        address, _, mask = host.partition("/")
-        try:
-            network = ipaddress.ip_address(address)
-        except ValueError:
-            return f"network address {address!r} is not an IPv4 or IPv6 address"
-        if network.version == 6:
-            if not mask.isdigit() or int(mask) > 128:
-                return f"IPv6 prefix length {mask!r} must be a number from 0 to 128"
-            return None
-        if mask.isdigit():
-            return None if int(mask) <= 32 else f"prefix length {mask!r} must be 0 to 32"
-        try:
-            ipaddress.IPv4Address(mask)
-        except ValueError:
-            return f"netmask {mask!r} is neither a prefix length nor a dotted netmask"
-        return None
-    if ":" in host:
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            return "is not a valid IPv6 address"
-        return None
-    if any(char in host for char in "*?["):
-        if not _WILDCARD.fullmatch(host) or host.count("[") != host.count("]"):
-            return "is not a valid wildcard host pattern (characters: letters, digits, . - * ? [ ])"
-        return None
-    if re.fullmatch(r"[0-9.]+", host):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            return "is not a valid IPv4 address"
-        return None
-    name = host[:-1] if host.endswith(".") else host
-    if len(name) > 253 or not all(_HOSTNAME_LABEL.fullmatch(label) for label in name.split(".")):
-        return "is not a valid host name, address, network, wildcard or @netgroup"
-    return None
+    check = next(check for test, check in _CLIENT_KINDS if test(host))
+    return check(host)
+
+
+def _check_host_text(field, hosts):
+    """A client string without options, parentheses or spaces in it."""
+    if not isinstance(hosts, str):
+        raise SaltInvocationError(
+            f"{field}: expected a host string, got {type(hosts).__name__} {hosts!r}"
+        )
+    if hosts.strip() == "":
+        raise SaltInvocationError(f"{field}: the host is empty (use '*' for every host)")
+    if re.search(r"\s\(", hosts):
+        raise SaltInvocationError(
+            f"{field}: {hosts!r} has whitespace before '(': exportfs would give those "
+            "options to the world and the default options to the host; give the host "
+            "alone and its options in 'options'"
+        )
+    if "(" in hosts or ")" in hosts:
+        raise SaltInvocationError(
+            f"{field}: {hosts!r} contains '(' or ')': give the host alone and its options "
+            "in 'options'"
+        )
+    if re.search(r"\s", hosts.strip()):
+        raise SaltInvocationError(
+            f"{field}: {hosts!r} contains whitespace: give one client per entry (a list)"
+        )
 
 
 def _split_hosts(field, hosts):
@@ -438,27 +515,7 @@ def _split_hosts(field, hosts):
         if not names:
             raise SaltInvocationError(f"{field}: the list of hosts is empty")
         return names
-    if not isinstance(hosts, str):
-        raise SaltInvocationError(
-            f"{field}: expected a host string, got {type(hosts).__name__} {hosts!r}"
-        )
-    if hosts.strip() == "":
-        raise SaltInvocationError(f"{field}: the host is empty (use '*' for every host)")
-    if "(" in hosts or ")" in hosts:
-        if re.search(r"\s\(", hosts):
-            raise SaltInvocationError(
-                f"{field}: {hosts!r} has whitespace before '(': exportfs would give those "
-                "options to the world and the default options to the host; give the host "
-                "alone and its options in 'options'"
-            )
-        raise SaltInvocationError(
-            f"{field}: {hosts!r} contains '(' or ')': give the host alone and its options "
-            "in 'options'"
-        )
-    if re.search(r"\s", hosts.strip()):
-        raise SaltInvocationError(
-            f"{field}: {hosts!r} contains whitespace: give one client per entry (a list)"
-        )
+    _check_host_text(field, hosts)
     names = []
     # "a,b" (Salt 3007's documented form) means two clients with these options.
     for name in hosts.strip().split(","):
@@ -470,6 +527,40 @@ def _split_hosts(field, hosts):
     return names
 
 
+def _option_items(field, options):
+    """(field, option text) of each option of a list or comma-separated string."""
+    if isinstance(options, str):
+        return [(field, piece) for piece in _split_options(options)]
+    if not isinstance(options, (list, tuple)):
+        raise SaltInvocationError(
+            f"{field}: expected a list of options, got {type(options).__name__} {options!r}"
+        )
+    items = []
+    for index, item in enumerate(options):
+        if not isinstance(item, str):
+            raise SaltInvocationError(
+                f"{field}[{index}]: expected an option string, got "
+                f"{type(item).__name__} {item!r}"
+            )
+        items.extend((f"{field}[{index}]", piece) for piece in _split_options(item))
+    return items
+
+
+def _check_option(item_field, piece, options):
+    option = piece.strip()
+    if not option:
+        raise SaltInvocationError(f"{item_field}: empty option in {options!r}")
+    if any(char in option for char in _SPACES + "()\"#"):
+        raise SaltInvocationError(
+            f"{item_field}: option {option!r} contains whitespace, a parenthesis, a quote "
+            "or '#'"
+        )
+    problem = _option_problem(option)
+    if problem:
+        raise SaltInvocationError(f"{item_field}: {problem}")
+    return option
+
+
 def _check_options(field, options, conflicts=True):
     """Validated option list (strings) from a list or a comma-separated string.
 
@@ -478,35 +569,10 @@ def _check_options(field, options, conflicts=True):
     """
     if options is None:
         return []
-    if isinstance(options, str):
-        items = [(field, piece) for piece in _split_options(options)]
-    elif isinstance(options, (list, tuple)):
-        items = []
-        for index, item in enumerate(options):
-            if not isinstance(item, str):
-                raise SaltInvocationError(
-                    f"{field}[{index}]: expected an option string, got "
-                    f"{type(item).__name__} {item!r}"
-                )
-            items.extend((f"{field}[{index}]", piece) for piece in _split_options(item))
-    else:
-        raise SaltInvocationError(
-            f"{field}: expected a list of options, got {type(options).__name__} {options!r}"
-        )
     cleaned = []
     seen = {}  # setting -> option, within one sec= group
-    for item_field, piece in items:
-        option = piece.strip()
-        if not option:
-            raise SaltInvocationError(f"{item_field}: empty option in {options!r}")
-        if any(char in option for char in _SPACES + "()\"#"):
-            raise SaltInvocationError(
-                f"{item_field}: option {option!r} contains whitespace, a parenthesis, a quote "
-                "or '#'"
-            )
-        problem = _option_problem(option)
-        if problem:
-            raise SaltInvocationError(f"{item_field}: {problem}")
+    for item_field, piece in _option_items(field, options):
+        option = _check_option(item_field, piece, options)
         if option.startswith("sec="):
             seen = {}
         elif conflicts and option in _FLAG_OPTIONS:
@@ -576,38 +642,7 @@ def validate(path, clients=None, hosts=None, options=None, allow_world_root=Fals
         salt '*' exportfs.validate /xen hosts=192.0.2.10 options='[rw, no_root_squash, async]'
     """
     _check_path(path)
-    if clients is not None and clients != [] and hosts is not None:
-        raise SaltInvocationError("clients: give either 'clients' or 'hosts', not both")
-    if clients is None or clients == []:
-        if hosts is None or hosts == "":
-            raise SaltInvocationError("Either 'clients' or 'hosts' must be defined")
-        entries = [("", {"hosts": hosts, "options": options})]
-    else:
-        if not isinstance(clients, (list, tuple)):
-            raise SaltInvocationError(
-                "clients: expected a list of {hosts, options} mappings, got "
-                f"{type(clients).__name__} {clients!r}"
-            )
-        if options is not None:
-            raise SaltInvocationError(
-                "options: give options inside each client of 'clients', not beside it"
-            )
-        entries = []
-        for index, client in enumerate(clients):
-            field = f"clients[{index}]"
-            if not isinstance(client, dict):
-                raise SaltInvocationError(
-                    f"{field}: expected a mapping with 'hosts' and 'options', got "
-                    f"{type(client).__name__} {client!r}"
-                )
-            extra = sorted(set(client) - {"hosts", "options"}, key=str)
-            if extra:
-                raise SaltInvocationError(
-                    f"{field}: unknown key {extra[0]!r} (expected 'hosts' and 'options')"
-                )
-            if "hosts" not in client:
-                raise SaltInvocationError(f"{field}.hosts: missing")
-            entries.append((field + ".", client))
+    entries = _client_entries(clients, hosts, options)
     wanted = []
     seen_hosts = {}
     for prefix, client in entries:
@@ -629,16 +664,68 @@ def validate(path, clients=None, hosts=None, options=None, allow_world_root=Fals
     return wanted
 
 
-def _check_exports_file(exports):
+def _client_entry(index, client):
+    field = f"clients[{index}]"
+    if not isinstance(client, dict):
+        raise SaltInvocationError(
+            f"{field}: expected a mapping with 'hosts' and 'options', got "
+            f"{type(client).__name__} {client!r}"
+        )
+    extra = sorted(set(client) - {"hosts", "options"}, key=str)
+    if extra:
+        raise SaltInvocationError(
+            f"{field}: unknown key {extra[0]!r} (expected 'hosts' and 'options')"
+        )
+    if "hosts" not in client:
+        raise SaltInvocationError(f"{field}.hosts: missing")
+    return field + ".", client
+
+
+def _client_entries(clients, hosts, options):
+    """[(field prefix, {hosts, options})] of validate's two argument forms."""
+    if clients is not None and clients != [] and hosts is not None:
+        raise SaltInvocationError("clients: give either 'clients' or 'hosts', not both")
+    if clients is None or clients == []:
+        if hosts is None or hosts == "":
+            raise SaltInvocationError("Either 'clients' or 'hosts' must be defined")
+        return [("", {"hosts": hosts, "options": options})]
+    if not isinstance(clients, (list, tuple)):
+        raise SaltInvocationError(
+            "clients: expected a list of {hosts, options} mappings, got "
+            f"{type(clients).__name__} {clients!r}"
+        )
+    if options is not None:
+        raise SaltInvocationError(
+            "options: give options inside each client of 'clients', not beside it"
+        )
+    return [_client_entry(index, client) for index, client in enumerate(clients)]
+
+
+def check_exports_file(exports, field="exports"):
+    """
+    Check the exports file an export goes to: an absolute path; in
+    ``/etc/exports.d`` a name exportfs reads (ending in ``.exports``, not
+    starting with ``.``). Returns it normalised; None is ``/etc/exports``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt nfs1 exportfs.check_exports_file /etc/exports.d/xen-nfsroot.exports
+    """
+    return _check_exports_file(exports, field)
+
+
+def _check_exports_file(exports, field="exports"):
     if exports is None:
         return DEFAULT_EXPORTS
-    _check_path(exports, "exports")
+    _check_path(exports, field)
     directory, name = os.path.split(os.path.normpath(exports))
     if os.path.normpath(directory) == EXPORTS_D and (
         not name.endswith(DROP_IN_SUFFIX) or name.startswith(".")
     ):
         raise SaltInvocationError(
-            f"exports: {exports!r} would be ignored by exportfs: files in {EXPORTS_D} must "
+            f"{field}: {exports!r} would be ignored by exportfs: files in {EXPORTS_D} must "
             f"end in '{DROP_IN_SUFFIX}' and not start with '.'"
         )
     return os.path.normpath(exports)
@@ -1177,7 +1264,7 @@ def list_configured(exports=None):
     .. code-block:: bash
 
         salt '*' exportfs.list_configured
-        salt '*' exportfs.list_configured /etc/exports.d/xen_nfsroot.exports
+        salt '*' exportfs.list_configured /etc/exports.d/xen-nfsroot.exports
     """
     if exports is None:
         files = _default_files()
@@ -1249,7 +1336,7 @@ def _describe(clients):
     return _render_clients(clients) if clients else None
 
 
-def add(  # noqa: PLR0917 (Salt calls it with keyword arguments)
+def add(  # noqa: PLR0913,PLR0917 (Salt calls it with keyword arguments)
     path,
     clients=None,
     exports=DEFAULT_EXPORTS,
@@ -1278,7 +1365,7 @@ def add(  # noqa: PLR0917 (Salt calls it with keyword arguments)
 
     exports
         The file to edit (default ``/etc/exports``; a drop-in such as
-        ``/etc/exports.d/xen_nfsroot.exports`` works too).
+        ``/etc/exports.d/xen-nfsroot.exports`` works too).
 
     allow_world_root
         Allow ``no_root_squash`` for world or wildcard clients.

@@ -85,10 +85,11 @@ class TreeError(CommandExecutionError):
     held something the formula does not follow or write through, and
     ``conflict`` True when ``previous`` no longer matched."""
 
-    def __init__(self, message, refused=False, conflict=False):
+    def __init__(self, message, refused=False, conflict=False, missing=False):
         super().__init__(message)
         self.refused = refused
         self.conflict = conflict
+        self.missing = missing
 
 
 # ---------------------------------------------------------------------------
@@ -172,6 +173,8 @@ def _directory(path, root=None, makedirs=False):
                 raise TreeError(f"cannot create {directory}: {err.strerror}") from None
         try:
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise TreeError(f"{directory} does not exist", missing=True) from None
         except OSError as err:
             raise TreeError(f"cannot open {directory}: {err.strerror}") from None
         try:
@@ -275,7 +278,8 @@ def read(path, root=None):
         A guest's root directory on this server (``nfs_root``).
 
     A symbolic link, a file with several hard links, a FIFO, device, socket
-    or directory is refused with an error saying which.
+    or directory is refused with an error saying which. One of this
+    machine's own files in a directory that does not exist is missing too.
 
     CLI Example:
 
@@ -283,8 +287,13 @@ def read(path, root=None):
 
         salt nfs1 nfsroot_files.read etc/fstab root=/xen
     """
-    with _directory(path, root) as (fd, name, shown):
-        data, _ = _read_at(fd, name, shown)
+    try:
+        with _directory(path, root) as (fd, name, shown):
+            data, _ = _read_at(fd, name, shown)
+    except TreeError as err:
+        if err.missing and root is None:
+            return None
+        raise
     return data
 
 
@@ -357,7 +366,7 @@ def _as_bytes(data):
     raise SaltInvocationError(f"data: expected bytes or text, got {type(data).__name__}")
 
 
-def write(path, data, root=None, mode=0o644, previous=None, sync_directory=True,  # noqa: PLR0913,PLR0917
+def write(path, data, root=None, mode=0o644, previous=None, sync_directory=True,  # noqa: PLR0913,PLR0917 (Salt calls it with keywords)
           makedirs=False):
     """
     Replace a file atomically with ``data``, keeping its mode and owner.
@@ -469,6 +478,30 @@ def remove(path, root=None):
 # ---------------------------------------------------------------------------
 
 
+def _name_problem(member, destination):
+    name = member.name
+    if name.startswith("/") or os.path.isabs(name):
+        return "has an absolute path"
+    if ".." in name.split("/"):
+        return "has a '..' component"
+    target = os.path.realpath(os.path.join(destination, name))
+    if os.path.commonpath([target, destination]) != destination:
+        return f"would be written outside the new root (through a link, to {target})"
+    return None
+
+
+def _link_problem(member, destination):
+    if member.islnk():
+        source = os.path.realpath(os.path.join(destination, member.linkname))
+        if member.linkname.startswith("/") or os.path.commonpath(
+                [source, destination]) != destination:
+            return f"is a hard link to {member.linkname!r}, outside the new root"
+    elif member.issym() and not member.linkname.startswith("/"):
+        if _climbs_out(os.path.dirname(member.name), member.linkname):
+            return f"is a symbolic link to {member.linkname!r}, which climbs out of the root"
+    return None
+
+
 def _member_problem(member, destination):
     """Why a member must not be extracted into destination, or None.
 
@@ -478,27 +511,11 @@ def _member_problem(member, destination):
     kept as in the archive: a root filesystem needs its set-id programs,
     its owners and its absolute links (which name the guest's own root).
     """
-    name = member.name
-    if name.startswith("/") or os.path.isabs(name):
-        return "has an absolute path"
-    if ".." in name.split("/"):
-        return "has a '..' component"
-    target = os.path.realpath(os.path.join(destination, name))
-    if os.path.commonpath([target, destination]) != destination:
-        return f"would be written outside the new root (through a link, to {target})"
     if member.ischr() or member.isblk() or member.isfifo():
         return "is a device node or FIFO"
-    if member.islnk():
-        source = os.path.realpath(os.path.join(destination, member.linkname))
-        if member.linkname.startswith("/") or os.path.commonpath(
-                [source, destination]) != destination:
-            return f"is a hard link to {member.linkname!r}, outside the new root"
-    elif member.issym() and not member.linkname.startswith("/"):
-        if _climbs_out(os.path.dirname(name), member.linkname):
-            return f"is a symbolic link to {member.linkname!r}, which climbs out of the root"
-    elif not (member.isreg() or member.isdir() or member.issym()):
+    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
         return "is not a file, directory or link"
-    return None
+    return _name_problem(member, destination) or _link_problem(member, destination)
 
 
 def _climbs_out(directory, target):
@@ -541,12 +558,7 @@ def _extract(archive, destination):
 
 
 def _check_hash(path, source_hash):
-    algorithm, _, digest = source_hash.rpartition("=")
-    digest = digest.strip().lower()
-    algorithm = (algorithm or _HASH_LENGTHS.get(len(digest), "")).lower()
-    if algorithm not in hashlib.algorithms_available or not re.fullmatch(r"[0-9a-f]+", digest):
-        raise SaltInvocationError(
-            f"source_hash: {source_hash!r} is not ALGORITHM=HEX or a hexadecimal digest")
+    algorithm, digest = _parse_hash(source_hash)
     hasher = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -556,10 +568,7 @@ def _check_hash(path, source_hash):
                         "(source_hash)")
 
 
-def _fetch(source, source_hash, skip_verify, saltenv):
-    if _REMOTE.match(source) and not source_hash and not skip_verify:
-        raise SaltInvocationError(
-            f"source_hash: required for {source} (or set skip_verify: true)")
+def _fetch(source, source_hash, saltenv):
     if source.startswith("/"):
         local = source
     elif source.startswith("file://"):
@@ -593,7 +602,57 @@ def _remove_stale_populations(parent, parent_path, base):
             shutil.rmtree(os.path.join(parent_path, entry), ignore_errors=True)
 
 
-def populate_root(name, source, source_hash=None, skip_verify=False, saltenv="base",  # noqa: PLR0913,PLR0917
+def check_archive(archive, field="root_archive"):
+    """
+    Check the description of a root archive: a mapping with ``source`` (a
+    ``salt://``, ``http(s)://``, ``file://`` location or a local path),
+    ``source_hash`` (``ALGORITHM=HEX`` or a bare hex digest; required for a
+    remote source unless ``skip_verify``) and ``skip_verify``. Returns it with
+    every key.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt nfs1 nfsroot_files.check_archive '{source: salt://roots/guest.tar.xz}'
+    """
+    if not isinstance(archive, dict):
+        raise SaltInvocationError(f"{field}: {archive!r} is not a mapping with a source")
+    unknown = sorted(set(archive) - {"source", "source_hash", "skip_verify"})
+    if unknown:
+        raise SaltInvocationError(f"{field}.{unknown[0]}: {archive[unknown[0]]!r} is not a "
+                                  "root archive key (source, source_hash, skip_verify)")
+    checked = {"source": archive.get("source"), "source_hash": archive.get("source_hash"),
+               "skip_verify": archive.get("skip_verify", False)}
+    source = checked["source"]
+    if not isinstance(source, str) or not source.strip() or "\n" in source:
+        raise SaltInvocationError(f"{field}.source: {source!r} is not an archive location")
+    digest = checked["source_hash"]
+    if digest is not None and not _parse_hash(digest):
+        raise SaltInvocationError(
+            f"{field}.source_hash: {digest!r} is not ALGORITHM=HEX or a hexadecimal digest")
+    if not isinstance(checked["skip_verify"], bool):
+        raise SaltInvocationError(
+            f"{field}.skip_verify: {checked['skip_verify']!r} is not true or false")
+    if _REMOTE.match(source) and digest is None and not checked["skip_verify"]:
+        raise SaltInvocationError(
+            f"{field}.source_hash: required for {source} (or set skip_verify: true)")
+    return checked
+
+
+def _parse_hash(source_hash):
+    """(algorithm, digest) of ALGORITHM=HEX or a bare digest, or None."""
+    if not isinstance(source_hash, str):
+        return None
+    algorithm, _, digest = source_hash.rpartition("=")
+    digest = digest.strip().lower()
+    algorithm = (algorithm or _HASH_LENGTHS.get(len(digest), "")).lower()
+    if algorithm not in hashlib.algorithms_available or not re.fullmatch(r"[0-9a-f]+", digest):
+        return None
+    return algorithm, digest
+
+
+def populate_root(name, source, source_hash=None, skip_verify=False, saltenv="base",  # noqa: PLR0913,PLR0917 (Salt calls it with keywords)
                   test=False):
     """
     Create a guest's root directory from a tar archive, once.
@@ -629,8 +688,8 @@ def populate_root(name, source, source_hash=None, skip_verify=False, saltenv="ba
     name = _check_absolute("name", name)
     if name == "/":
         raise SaltInvocationError("name: refusing to populate this machine's own root '/'")
-    if not isinstance(source, str) or not source:
-        raise SaltInvocationError(f"source: {source!r} is not an archive location")
+    archive = check_archive({"source": source, "source_hash": source_hash,
+                             "skip_verify": skip_verify}, "root_archive")
     parent_path, base = os.path.split(name)
     try:
         parent = os.open(parent_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -643,7 +702,7 @@ def populate_root(name, source, source_hash=None, skip_verify=False, saltenv="ba
             if test:
                 return {"name": name, "populated": True, "members": None}
             _remove_stale_populations(parent, parent_path, base)
-            archive = _fetch(source, source_hash, skip_verify, saltenv)
+            archive = _fetch(source, archive["source_hash"], saltenv)
             fresh = f".{base}{TEMP_TAG}populate-{secrets.token_hex(8)}"
             os.mkdir(fresh, 0o700, dir_fd=parent)
             destination = os.path.realpath(os.path.join(parent_path, fresh))

@@ -1,18 +1,24 @@
 """
-The ``xen_nfsroot`` pillar: schema, validation and defaults.
+The ``xen_nfsroot`` pillar: the guest schema, its validation, and the state
+data the SLS files loop over.
 
 Every guest is described once, under ``xen_nfsroot:guests``; keys under
 ``xen_nfsroot:defaults`` are merged under every guest and
 ``xen_nfsroot:server`` configures the NFS server side. This module is the one
 place that reads that pillar: the SLS files, the orchestration and the
-reactor loop over what :func:`guests` returns and never look at the raw
-pillar themselves.
+reactor use what :func:`guests` and :func:`state_data` return.
 
-Validation happens here, once, before any state runs: an unknown key, a
-missing required key, a wrong type, two guests with one name, one root or one
-MAC address, an empty client list, or a world client with ``no_root_squash``
-without ``allow_world_root`` raises an error naming the guest, the field and
-the value, so the SLS fails to render and nothing is changed.
+:data:`FIELDS` defines each guest field once: its default, the validator of
+its kind of value and the state arguments it becomes. The validators belong
+to the modules whose formats they check (``xen_config`` for the guest's
+config, ``exportfs`` for clients and options, ``domu_fstab`` for the fstab,
+``nfsroot_files`` for a root archive) and are called here through
+``__salt__``, then each state's own check runs on the arguments the state
+will get: the pillar accepts exactly what the states accept, and a bad
+pillar fails before any state runs. This module adds only what spans guests
+(two guests with one name, one root, one MAC address, or nested roots).
+
+Errors are ``CommandExecutionError`` naming the guest, the field and the value.
 
 .. code-block:: yaml
 
@@ -29,79 +35,232 @@ the value, so the SLS fails to render and nothing is changed.
           kernel: /boot/vmlinuz-2.6.18-53.1.14.el5.myxen
 """
 
-import ipaddress
 import logging
-import posixpath
 import re
+from typing import NamedTuple
 
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "xen_nfsroot"
 
 PILLAR_KEY = "xen_nfsroot"
-
-# Xen's rule for domain names (xm's create.py; xl accepts the same).
-GUEST_NAME = re.compile(r"^[A-Za-z0-9_.:+-]+$")
 # Salt minion ids as they may appear in a target: no glob or compound syntax.
 MINION_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
-MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-
-REQUIRED = ("nfs_server", "nfs_server_address", "nfs_root", "export_clients", "dom0", "kernel")
-
-GUEST_DEFAULTS = {
-    "memory": 256,
-    "vcpus": 1,
-    "toolstack": "auto",
-    "export_options": ["rw", "no_root_squash", "async", "no_subtree_check"],
-    "allow_world_root": False,
-    "kernel_source": None,
-    "kernel_source_hash": None,
-    "ramdisk": None,
-    "ramdisk_source": None,
-    "ramdisk_source_hash": None,
-    "root_archive": None,
-    "network": "dhcp",
-    "vif": [""],
-    "extra": None,
-    "nfs_options": "vers=3",
-    "root": "/dev/nfs",
-    "config_dir": "/etc/xen",
-    "fstab": {"fstype": "nfs", "opts": "defaults", "disable": None},
-    "autostart": True,
-    "restart_on_change": False,
-    "absent": False,
-}
-GUEST_KEYS = frozenset(REQUIRED) | frozenset(GUEST_DEFAULTS)
-
-SERVER_DEFAULTS = {
-    "manage_packages": True,
-    "manage_service": True,
-    "exports_file": "/etc/exports.d/xen-nfsroot.exports",
-    "packages": None,
-    "service": None,
-}
-TOP_KEYS = frozenset(("defaults", "guests", "server"))
-NETWORK_KEYS = frozenset(("address", "netmask", "gateway", "hostname", "interface"))
-FSTAB_KEYS = frozenset(("fstype", "opts", "disable", "dump", "pass_num"))
-ARCHIVE_KEYS = frozenset(("source", "source_hash", "skip_verify"))
-WORLD_CLIENTS = re.compile(r"^\*$|[*?\[]")
 ROLES = ("server", "dom0")
 # __context__ key: (fingerprint of the pillar, validated guests) of this run.
 _CTX_VALIDATED = "xen_nfsroot.validated"
+#: The default of a field whose state has its own: the argument is left out.
+STATE_DEFAULT = None
 
 
 def __virtual__():
     return __virtualname__
 
 
-class PillarError(SaltInvocationError):
+class PillarError(CommandExecutionError):
     """An invalid ``xen_nfsroot`` pillar."""
+
+
+class Field(NamedTuple):
+    """One guest field of the pillar."""
+
+    default: object
+    check: str  # an execution module function (value, field) or a local one
+    states: tuple = ()  # (state, argument) pairs it becomes; argument "*": each key
+    doc: str = ""
+
+
+REQUIRED = object()
 
 
 def _fail(where, field, message, value):
     raise PillarError(f"xen_nfsroot pillar: {where}: {field}: {message}, got {value!r}")
+
+
+# ---------------------------------------------------------------------------
+# Validators of the values only the pillar has (minion ids, switches)
+# ---------------------------------------------------------------------------
+
+
+def _minion_id(value, field):
+    if not isinstance(value, str) or not MINION_ID.match(value):
+        raise SaltInvocationError(f"{field}: {value!r} is not a minion id ([A-Za-z0-9_.-]+)")
+    return value
+
+
+def _switch(value, field):
+    if not isinstance(value, bool):
+        raise SaltInvocationError(f"{field}: {value!r} is not true or false")
+    return value
+
+
+def _source(value, field):
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise SaltInvocationError(f"{field}: {value!r} is not a file source (salt://, "
+                                  "https://, a path)")
+    return value
+
+
+def _toolstack(value, field):
+    return __salt__["xen_config.check_choice"](value, field, ["auto", "xl", "xm"])
+
+
+def _clients(value, field):
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        raise SaltInvocationError(f"{field}: {value!r} is not a non-empty list of clients")
+    return list(value)
+
+
+def _options(value, field):
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise SaltInvocationError(f"{field}: {value!r} is not a list of export options")
+    return list(value)
+
+
+def _archive(value, field):
+    if isinstance(value, str):
+        value = {"source": value}
+    return __salt__["nfsroot_files.check_archive"](value, field)
+
+
+def _fstab(value, field):
+    if value is False:
+        return False
+    return __salt__["domu_fstab.check_nfs_root"](value or {}, field)
+
+
+def _names(value, field):
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(
+            isinstance(item, str) and item.strip() for item in value):
+        raise SaltInvocationError(f"{field}: {value!r} is not a list of names")
+    return list(value)
+
+
+def _name(value, field):
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise SaltInvocationError(f"{field}: {value!r} is not a name")
+    return value
+
+
+_LOCAL_CHECKS = {
+    "minion_id": _minion_id,
+    "switch": _switch,
+    "source": _source,
+    "toolstack": _toolstack,
+    "clients": _clients,
+    "options": _options,
+    "fstab": _fstab,
+    "archive": _archive,
+}
+
+
+# ---------------------------------------------------------------------------
+# The guest schema
+# ---------------------------------------------------------------------------
+
+_GUEST = "xen_guest"
+_EXPORT = "nfs_export"
+_FSTAB = "domu_fstab"
+_ROOT = "domu_root"
+
+#: Every guest field: default, validator and the state arguments it becomes.
+FIELDS = {
+    "nfs_server": Field(REQUIRED, "minion_id", (), "minion id exporting the root"),
+    "nfs_server_address": Field(REQUIRED, "xen_config.check_address",
+                                ((_GUEST, "nfs_server"),),
+                                "the address the guest mounts its root from (IPv4)"),
+    "nfs_root": Field(REQUIRED, "xen_config.check_nfs_root",
+                      ((_GUEST, "nfs_root"), (_EXPORT, "name"), (_FSTAB, "name"),
+                       (_ROOT, "name")),
+                      "the guest's root directory on the NFS server"),
+    "export_clients": Field(REQUIRED, "clients", ((_EXPORT, "clients"),),
+                            "who may mount it: host, IP, CIDR, @netgroup, wildcard"),
+    "dom0": Field(REQUIRED, "minion_id", (), "minion id running the guest"),
+    "kernel": Field(REQUIRED, "xen_config.check_path", ((_GUEST, "kernel"),),
+                    "the guest's kernel on the dom0"),
+    "export_options": Field(["rw", "no_root_squash", "async", "no_subtree_check"], "options",
+                            ((_EXPORT, "clients"),), "the export's options"),
+    "allow_world_root": Field(False, "switch", ((_EXPORT, "allow_world_root"),),
+                              "allow a world or wildcard client with no_root_squash"),
+    "toolstack": Field("auto", "toolstack", ((_GUEST, "toolstack"),), "auto, xl or xm"),
+    "kernel_source": Field(None, "source", (), "copied to kernel by file.managed (salt://, "
+                                                    "https://, a path)"),
+    "kernel_source_hash": Field(None, "source", (), "hash of a non-salt:// kernel_source"),
+    "ramdisk_source": Field(None, "source", (), "copied to ramdisk"),
+    "ramdisk_source_hash": Field(None, "source", (), "hash of a non-salt:// ramdisk_source"),
+    "root_archive": Field(None, "archive", ((_ROOT, "*"),),
+                          "{source, source_hash, skip_verify}: populates nfs_root once"),
+    "config_dir": Field(STATE_DEFAULT, "xen_config.check_config_dir",
+                        ((_GUEST, "config_dir"),),
+                        "where <name>.cfg is written on the dom0 (null: /etc/xen)"),
+    "fstab": Field({}, "fstab", ((_FSTAB, "*"),),
+                   "{fstype, opts, disable, dump, pass_num} of the guest's /etc/fstab "
+                   "(domu_fstab.nfs_root's defaults), or false to leave it alone"),
+    "autostart": Field(True, "switch", (), "boot it by highstate and at its dom0's start"),
+    "restart_on_change": Field(False, "switch", ((_GUEST, "restart_on_change"),),
+                               "restart the running guest when its config changes"),
+    "absent": Field(False, "switch", (), "stop it, remove its config and its export"),
+}
+
+# The guest's config settings become fields too, with xen_config's defaults:
+# memory, vcpus, ramdisk, network, vif, nfs_options, root, extra, guest_type,
+# on_crash (dhcp is the seed's xm spelling of network, nfs_server and
+# nfs_root come from the fields above).
+_SETTINGS_FROM_FIELDS = {"dhcp", "nfs_server", "nfs_root"}
+
+
+def _setting_fields():
+    defaults = __salt__["xen_config.guest_setting_defaults"]()
+    docs = __salt__["xen_config.guest_setting_docs"]()
+    # The pillar has no dhcp key (the seed's xm spelling), so the default of
+    # network, which means DHCP, is spelled dhcp.
+    defaults["network"] = "dhcp"
+    return {
+        name: Field(default, f"setting:{name}", ((_GUEST, name),), docs[name])
+        for name, default in defaults.items()
+        if name not in _SETTINGS_FROM_FIELDS
+    }
+
+
+def schema():
+    """
+    Every guest field: ``{name: {"default", "required", "states", "doc"}}``,
+    ``states`` being the ``state.argument`` each becomes.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' xen_nfsroot.schema
+    """
+    fields = {**FIELDS, **_setting_fields()}
+    return {
+        name: {
+            "required": field.default is REQUIRED,
+            "default": None if field.default is REQUIRED else field.default,
+            "states": [f"{state}.{argument}" for state, argument in field.states],
+            "doc": field.doc,
+        }
+        for name, field in fields.items()
+    }
+
+
+def _check_field(name, field, value):
+    if field.check.startswith("setting:"):
+        setting = field.check.split(":", 1)[1]
+        return __salt__["xen_config.check_setting"](setting, value, name)
+    if field.check in _LOCAL_CHECKS:
+        return _LOCAL_CHECKS[field.check](value, name)
+    return __salt__[field.check](value, name)
+
+
+# ---------------------------------------------------------------------------
+# The pillar, read once per run
+# ---------------------------------------------------------------------------
 
 
 def _plain(value):
@@ -120,226 +279,64 @@ def _plain(value):
     return value
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _string(where, field, value, pattern=None, what="a non-empty string"):
-    if not isinstance(value, str) or not value or "\n" in value or "\0" in value:
-        _fail(where, field, f"expected {what}", value)
-    if pattern is not None and not pattern.match(value):
-        _fail(where, field, f"expected {what}", value)
-    return value
-
-
-def _absolute_path(where, field, value):
-    _string(where, field, value, what="an absolute path")
-    if not value.startswith("/") or posixpath.normpath(value) != (value.rstrip("/") or "/"):
-        _fail(where, field, "expected a normalised absolute path", value)
-    return value
-
-
-def _optional_path(where, field, value):
-    return None if value is None else _absolute_path(where, field, value)
-
-
-def _bool(where, field, value):
-    if not isinstance(value, bool):
-        _fail(where, field, "expected true or false", value)
-    return value
-
-
-def _address(where, field, value):
-    try:
-        return str(ipaddress.ip_address(_string(where, field, value, what="an IP address")))
-    except ValueError:
-        _fail(where, field, "expected an IP address", value)
-
-
-def _string_list(where, field, value, allow_empty=False):
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        _fail(where, field, "expected a list of strings", value)
-    if not value and not allow_empty:
-        _fail(where, field, "expected a non-empty list", value)
-    for index, item in enumerate(value):
-        if not isinstance(item, str) or "\n" in item:
-            _fail(where, f"{field}[{index}]", "expected a string", item)
-    return list(value)
-
-
-def _network(where, value):
-    if value == "dhcp":
-        return value
-    if not isinstance(value, dict):
-        _fail(where, "network", "expected 'dhcp' or a mapping of address, netmask, ...", value)
-    unknown = sorted(set(value) - NETWORK_KEYS)
+def _read_pillar(section=None):
+    """The ``xen_nfsroot`` pillar, or one section of it, as plain data."""
+    # __pillar__, not pillar.get: on Salt 3008, pillar.get called outside a
+    # template (the CLI, the orchestration's salt.function, a #!py SLS)
+    # returns every value masked as "**********".
+    pillar = __pillar__.get(PILLAR_KEY, {})
+    if pillar in (None, ""):
+        return {}
+    if not isinstance(pillar, dict):
+        _fail("xen_nfsroot", PILLAR_KEY, "expected a mapping", _plain(pillar))
+    unknown = sorted(set(pillar) - {"defaults", "guests", "server"})
     if unknown:
-        _fail(where, f"network.{unknown[0]}", "unknown key", value[unknown[0]])
-    if "address" not in value:
-        _fail(where, "network.address", "required for a static address", value)
-    network = {
-        "address": _address(where, "network.address", value["address"]),
-        "netmask": value.get("netmask", "255.255.255.0"),
-        "gateway": value.get("gateway", ""),
-        "hostname": value.get("hostname", ""),
-        "interface": value.get("interface", "eth0"),
-    }
+        _fail("xen_nfsroot", unknown[0], "unknown key", _plain(pillar[unknown[0]]))
+    if section is not None:
+        # Only what is asked for is copied: the guests can be thousands.
+        return {section: _plain(pillar.get(section))}
+    return _plain(pillar)
+
+
+def _fingerprint(pillar):
+    """A key that changes whenever the pillar's content does (repr is exact
+    for the str/int/bool/None/list/dict a pillar holds, and cheap)."""
     try:
-        ipaddress.ip_network(f"0.0.0.0/{network['netmask']}")
-    except (ValueError, TypeError):
-        _fail(where, "network.netmask", "expected a dotted netmask", network["netmask"])
-    if network["gateway"]:
-        network["gateway"] = _address(where, "network.gateway", network["gateway"])
-    if network["hostname"]:
-        _string(where, "network.hostname", network["hostname"], re.compile(r"^[A-Za-z0-9.-]+$"),
-                "a host name")
-    _string(where, "network.interface", network["interface"], re.compile(r"^[A-Za-z0-9_.-]+$"),
-            "an interface name")
-    return network
-
-
-def _fstab(where, value):
-    if value is False:
-        return False
-    if not isinstance(value, dict):
-        _fail(where, "fstab", "expected a mapping (fstype, opts, disable) or false", value)
-    unknown = sorted(set(value) - FSTAB_KEYS)
-    if unknown:
-        _fail(where, f"fstab.{unknown[0]}", "unknown key", value[unknown[0]])
-    fstab = dict(GUEST_DEFAULTS["fstab"], **value)
-    for field in ("fstype", "opts"):
-        _string(where, f"fstab.{field}", fstab[field], re.compile(r"^\S+$"),
-                "a word without whitespace")
-    if fstab["disable"] is not None:
-        fstab["disable"] = _string_list(where, "fstab.disable", fstab["disable"], allow_empty=True)
-    for field in ("dump", "pass_num"):
-        if field in fstab and not (_is_int(fstab[field]) and fstab[field] >= 0):
-            _fail(where, f"fstab.{field}", "expected an integer >= 0", fstab[field])
-    return fstab
-
-
-def _archive(where, value):
-    if value is None:
+        return repr(pillar)
+    except Exception:
         return None
-    if isinstance(value, str):
-        value = {"source": value}
-    if not isinstance(value, dict) or "source" not in value:
-        _fail(where, "root_archive", "expected a mapping with a source", value)
-    unknown = sorted(set(value) - ARCHIVE_KEYS)
-    if unknown:
-        _fail(where, f"root_archive.{unknown[0]}", "unknown key", value[unknown[0]])
-    _string(where, "root_archive.source", value["source"])
-    return dict(value)
 
 
-def _vif_macs(where, vif):
-    macs = []
-    for index, spec in enumerate(vif):
-        for item in spec.split(","):
-            key, _, val = item.strip().partition("=")
-            if key.strip() == "mac":
-                mac = val.strip().lower()
-                if not MAC.match(mac):
-                    _fail(where, f"vif[{index}]", "expected mac=xx:xx:xx:xx:xx:xx", spec)
-                macs.append(mac)
-    return macs
+def validate(pillar=None):
+    """
+    Validate the whole ``xen_nfsroot`` pillar and return every guest.
 
+    Returns a dict of guest name to guest (defaults merged, values in their
+    canonical form). Raises an error naming the guest, the field and the
+    value on the first problem found.
 
-def _validate_guest(name, raw, defaults):
-    where = f"guest {name!r}"
-    if not isinstance(name, str) or not GUEST_NAME.match(name) or name in (".", ".."):
-        _fail("guests", "name", "expected a Xen domain name ([A-Za-z0-9_.:+-]+)", name)
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        _fail(where, "guest", "expected a mapping of keys", raw)
-    unknown = sorted(set(raw) - GUEST_KEYS - {"name"})
-    if unknown:
-        _fail(where, unknown[0], "unknown key", raw[unknown[0]])
-    guest = _plain({**GUEST_DEFAULTS, **defaults, **raw})
-    for key in REQUIRED:
-        if guest.get(key) is None:
-            _fail(where, key, "required key missing", None)
-    guest["name"] = name
-    for key in ("nfs_server", "dom0"):
-        _string(where, key, guest[key], MINION_ID, "a minion id")
-    guest["nfs_server_address"] = _address(where, "nfs_server_address",
-                                           guest["nfs_server_address"])
-    _absolute_path(where, "nfs_root", guest["nfs_root"])
-    if guest["nfs_root"] == "/":
-        _fail(where, "nfs_root", "refusing to export the server's own root", guest["nfs_root"])
-    guest["export_clients"] = _string_list(where, "export_clients", guest["export_clients"])
-    guest["export_options"] = _string_list(where, "export_options", guest["export_options"])
-    guest["allow_world_root"] = _bool(where, "allow_world_root", guest["allow_world_root"])
-    if "no_root_squash" in guest["export_options"] and not guest["allow_world_root"]:
-        for index, client in enumerate(guest["export_clients"]):
-            if WORLD_CLIENTS.search(client):
-                _fail(where, f"export_clients[{index}]",
-                      "a world or wildcard client with no_root_squash gives root on the guest's "
-                      "root filesystem to every matching host; set allow_world_root: true to "
-                      "allow it", client)
-    for key in ("kernel",):
-        _absolute_path(where, key, guest[key])
-    guest["ramdisk"] = _optional_path(where, "ramdisk", guest["ramdisk"])
-    for key in ("kernel_source", "ramdisk_source", "kernel_source_hash", "ramdisk_source_hash"):
-        if guest[key] is not None:
-            _string(where, key, guest[key])
-    if guest["ramdisk_source"] and not guest["ramdisk"]:
-        _fail(where, "ramdisk_source", "needs ramdisk (where to put it)", guest["ramdisk_source"])
-    for key in ("memory", "vcpus"):
-        if not _is_int(guest[key]) or guest[key] <= 0:
-            _fail(where, key, "expected a positive integer", guest[key])
-    if guest["toolstack"] not in ("auto", "xl", "xm"):
-        _fail(where, "toolstack", "expected auto, xl or xm", guest["toolstack"])
-    guest["network"] = _network(where, guest["network"])
-    guest["vif"] = _string_list(where, "vif", guest["vif"])
-    if guest["extra"] is not None:
-        _string(where, "extra", guest["extra"])
-    _string(where, "nfs_options", guest["nfs_options"], re.compile(r"^[A-Za-z0-9=,._-]*$"),
-            "comma-separated NFS mount options")
-    _string(where, "root", guest["root"], re.compile(r"^\S+$"), "a root device")
-    _absolute_path(where, "config_dir", guest["config_dir"])
-    guest["fstab"] = _fstab(where, guest["fstab"])
-    guest["root_archive"] = _archive(where, guest["root_archive"])
-    for key in ("autostart", "restart_on_change", "absent"):
-        _bool(where, key, guest[key])
-    guest["macs"] = _vif_macs(where, guest["vif"])
-    guest["states"] = _state_args(guest)
-    return guest
+    pillar
+        The ``xen_nfsroot`` mapping to check; the minion's pillar when omitted.
 
+    A pillar is validated once per run: the result is kept in
+    ``__context__`` with the pillar's content, and the guests are shared by
+    every call of the run (read them, do not modify them).
 
-def _state_args(guest):
-    """The arguments of each state the SLS files apply for this guest, so the
-    SLS files stay loops and the pillar-to-state mapping lives here."""
-    domain = {
-        "name": guest["name"],
-        "kernel": guest["kernel"],
-        "memory": guest["memory"],
-        "vcpus": guest["vcpus"],
-        "ramdisk": guest["ramdisk"],
-        "network": guest["network"],
-        "vif": guest["vif"],
-        # The guest kernel mounts from an address, not from a minion id.
-        "nfs_server": guest["nfs_server_address"],
-        "nfs_root": guest["nfs_root"],
-        "nfs_options": guest["nfs_options"],
-        "root": guest["root"],
-        "extra": guest["extra"],
-        "config_dir": guest["config_dir"],
-        "toolstack": None if guest["toolstack"] == "auto" else guest["toolstack"],
-    }
-    fstab = None
-    if guest["fstab"]:
-        fstab = {"name": guest["nfs_root"], **guest["fstab"]}
-    export = {
-        "name": guest["nfs_root"],
-        "clients": [
-            {"hosts": client, "options": list(guest["export_options"])}
-            for client in guest["export_clients"]
-        ],
-        "allow_world_root": guest["allow_world_root"],
-    }
-    return {"xen_guest": domain, "domu_fstab": fstab, "nfs_export": export}
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' xen_nfsroot.validate
+    """
+    pillar = _read_pillar() if pillar is None else _plain(pillar)
+    key = _fingerprint(pillar)
+    cached = __context__.get(_CTX_VALIDATED)
+    if key is not None and cached is not None and cached[0] == key:
+        return dict(cached[1])
+    guests = _validate(pillar)
+    if key is not None:
+        __context__[_CTX_VALIDATED] = (key, guests)
+    return dict(guests)
 
 
 def _guest_entries(pillar):
@@ -358,121 +355,118 @@ def _guest_entries(pillar):
     _fail("guests", "guests", "expected a mapping of guest names", raw)
 
 
-def _read_pillar(section=None):
-    """The ``xen_nfsroot`` pillar, or one section of it, as plain data."""
-    # __pillar__, not pillar.get: on Salt 3008, pillar.get called outside a
-    # template (the CLI, the orchestration's salt.function, a #!py SLS)
-    # returns every value masked as "**********".
-    pillar = __pillar__.get(PILLAR_KEY, {})
-    if pillar in (None, ""):
-        return {}
-    if not isinstance(pillar, dict):
-        _fail("xen_nfsroot", PILLAR_KEY, "expected a mapping", _plain(pillar))
-    unknown = sorted(set(pillar) - TOP_KEYS)
-    if unknown:
-        _fail("xen_nfsroot", unknown[0], "unknown key", _plain(pillar[unknown[0]]))
-    if section is not None:
-        # Only what is asked for is copied: the guests can be thousands.
-        return {section: _plain(pillar.get(section))}
-    return _plain(pillar)
-
-
-def _context():
-    """This run's __context__ (None where the loader gives none)."""
-    try:
-        return __context__
-    except NameError:
-        return None
-
-
-def _fingerprint(pillar):
-    """A key that changes whenever the pillar's content does (repr is exact
-    for the str/int/bool/None/list/dict a pillar holds, and cheap)."""
-    try:
-        return repr(pillar)
-    except Exception:  # noqa: BLE001 (an odd object: no caching)
-        return None
-
-
-def validate(pillar=None):
-    """
-    Validate the whole ``xen_nfsroot`` pillar and return every guest.
-
-    Returns a dict of guest name to guest (defaults merged). Raises an error
-    naming the guest, the field and the value on the first problem found.
-
-    pillar
-        The ``xen_nfsroot`` mapping to check; the minion's pillar when omitted.
-
-    A pillar is validated once per run: the result is kept in
-    ``__context__`` with the pillar's content, and the guests are shared by
-    every call of the run (read them, do not modify them).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' xen_nfsroot.validate
-    """
-    pillar = _read_pillar() if pillar is None else _plain(pillar)
-    # The SLS files, top.sls and the orchestration call this several times in
-    # one run: validate a given pillar once per run.
-    context = _context()
-    key = _fingerprint(pillar)
-    if context is not None and key is not None:
-        cached = context.get(_CTX_VALIDATED)
-        if cached is not None and cached[0] == key:
-            return dict(cached[1])
-    guests = _validate(pillar)
-    if context is not None and key is not None:
-        context[_CTX_VALIDATED] = (key, guests)
-    return dict(guests)
-
-
 def _validate(pillar):
+    fields = {**FIELDS, **_setting_fields()}
     defaults = pillar.get("defaults") or {}
     if not isinstance(defaults, dict):
         _fail("defaults", "defaults", "expected a mapping", defaults)
-    unknown = sorted(set(defaults) - GUEST_KEYS)
+    unknown = sorted(set(defaults) - set(fields))
     if unknown:
         _fail("defaults", unknown[0], "unknown key", defaults[unknown[0]])
     settings(pillar)
     guests = {}
-    roots = {}
-    macs = {}
+    seen = {"root": {}, "mac": {}}
     for name, raw in _guest_entries(pillar):
         if name in guests:
             _fail(f"guest {name!r}", "name", "two guests with one name", name)
-        guest = _validate_guest(name, raw, defaults)
-        root = (guest["nfs_server"], guest["nfs_root"])
-        if root in roots:
-            _fail(f"guest {name!r}", "nfs_root",
-                  f"already the root of guest {roots[root]!r} on {root[0]}", guest["nfs_root"])
-        _check_nesting(name, root, roots)
-        roots[root] = name
-        for mac in guest["macs"]:
-            if mac in macs:
-                _fail(f"guest {name!r}", "vif", f"MAC address already used by guest {macs[mac]!r}",
-                      mac)
-            macs[mac] = name
+        guest = _validate_guest(name, raw, defaults, fields)
+        _check_across(name, guest, seen)
         guests[name] = guest
     return dict(sorted(guests.items()))
 
 
-def _check_nesting(name, root, roots):
-    """One guest's root may not lie inside another's on the same server: the
-    outer guest owns every directory on the way, so it could move the inner
-    root's tree under the server's feet."""
-    server, path = root
-    for (other_server, other_path), other in roots.items():
+def _validate_guest(name, raw, defaults, fields):
+    where = f"guest {name!r}"
+    try:
+        __salt__["xen_config.check_name"](name)
+    except SaltInvocationError as err:
+        raise PillarError(f"xen_nfsroot pillar: guests: {err}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        _fail(where, "guest", "expected a mapping of keys", raw)
+    unknown = sorted(set(raw) - set(fields) - {"name"})
+    if unknown:
+        _fail(where, unknown[0], "unknown key", raw[unknown[0]])
+    given = {**defaults, **raw}
+    guest = {"name": name}
+    for key, field in fields.items():
+        if key not in given and field.default is REQUIRED:
+            _fail(where, key, "required key missing", None)
+        value = given.get(key, _plain(field.default))
+        if value is None and field.default is None:
+            guest[key] = None
+            continue
+        try:
+            guest[key] = _check_field(key, field, value)
+        except (SaltInvocationError, CommandExecutionError) as err:
+            raise PillarError(f"xen_nfsroot pillar: {where}: {err}") from None
+    guest["states"] = _state_args(guest, fields)
+    _check_states(where, guest)
+    return guest
+
+
+def _check_states(where, guest):
+    """Each state's own check on the arguments it will get."""
+    args = guest["states"]
+    try:
+        guest_args = {k: v for k, v in args[_GUEST].items()
+                      if k not in ("name", "kernel", "config_dir", "toolstack",
+                                   "restart_on_change")}
+        __salt__["xen_config.guest_settings"](guest["name"], guest["kernel"], **guest_args)
+        export = args[_EXPORT]
+        __salt__["exportfs.validate"](export["name"], clients=export["clients"],
+                                      allow_world_root=export["allow_world_root"])
+    except (SaltInvocationError, CommandExecutionError) as err:
+        raise PillarError(f"xen_nfsroot pillar: {where}: {err}") from None
+
+
+def _check_across(name, guest, seen):
+    """What spans guests: one root, one MAC address, no root inside another."""
+    where = f"guest {name!r}"
+    server, path = guest["nfs_server"], guest["nfs_root"]
+    for (other_server, other_path), other in seen["root"].items():
         if other_server != server:
             continue
-        if path.startswith(other_path.rstrip("/") + "/"):
-            _fail(f"guest {name!r}", "nfs_root",
-                  f"inside the root {other_path} of guest {other!r} on {server}", path)
-        if other_path.startswith(path.rstrip("/") + "/"):
-            _fail(f"guest {name!r}", "nfs_root",
-                  f"holds the root {other_path} of guest {other!r} on {server}", path)
+        if other_path == path:
+            _fail(where, "nfs_root", f"already the root of guest {other!r} on {server}", path)
+        # The outer guest owns every directory on the way to the inner root.
+        if path.startswith(other_path + "/"):
+            _fail(where, "nfs_root", f"inside the root {other_path} of guest {other!r} on "
+                                     f"{server}", path)
+        if other_path.startswith(path + "/"):
+            _fail(where, "nfs_root", f"holds the root {other_path} of guest {other!r} on "
+                                     f"{server}", path)
+    seen["root"][(server, path)] = name
+    for mac in __salt__["xen_config.vif_macs"](guest["vif"]):
+        if mac in seen["mac"]:
+            _fail(where, "vif", f"MAC address already used by guest {seen['mac'][mac]!r}", mac)
+        seen["mac"][mac] = name
+
+
+def _state_args(guest, fields):
+    """The arguments of each state for this guest, from the fields' mapping."""
+    args = {_GUEST: {"name": guest["name"]}, _EXPORT: {}, _FSTAB: {}, _ROOT: {}}
+    for key, field in fields.items():
+        value = guest[key]
+        for state, argument in field.states:
+            if argument == "*":
+                args[state].update(value or {})
+            elif value is not None:
+                args[state][argument] = value
+    export = args[_EXPORT]
+    export["clients"] = [{"hosts": client, "options": list(guest["export_options"])}
+                         for client in guest["export_clients"]]
+    export.setdefault("allow_world_root", False)
+    if args[_GUEST].get("toolstack") == "auto":
+        del args[_GUEST]["toolstack"]
+    if guest["fstab"] is False:
+        args[_FSTAB] = None
+    else:
+        args[_FSTAB].setdefault("name", guest["nfs_root"])
+    if not guest["root_archive"]:
+        args[_ROOT] = None
+    return args
 
 
 def settings(pillar=None):
@@ -489,18 +483,27 @@ def settings(pillar=None):
     server = pillar.get("server") or {}
     if not isinstance(server, dict):
         _fail("server", "server", "expected a mapping", server)
-    unknown = sorted(set(server) - set(SERVER_DEFAULTS))
+    defaults = {"manage_packages": True, "manage_service": True,
+                "exports_file": "/etc/exports.d/xen-nfsroot.exports",
+                "packages": None, "service": None}
+    unknown = sorted(set(server) - set(defaults))
     if unknown:
         _fail("server", unknown[0], "unknown key", server[unknown[0]])
-    merged = dict(SERVER_DEFAULTS, **server)
-    for key in ("manage_packages", "manage_service"):
-        _bool("server", key, merged[key])
-    _absolute_path("server", "exports_file", merged["exports_file"])
-    if merged["packages"] is not None:
-        merged["packages"] = _string_list("server", "packages", merged["packages"])
-    if merged["service"] is not None:
-        _string("server", "service", merged["service"])
+    merged = dict(defaults, **server)
+    checks = {"manage_packages": _switch, "manage_service": _switch,
+              "exports_file": __salt__["exportfs.check_exports_file"],
+              "packages": _names, "service": _name}
+    for key, check in checks.items():
+        try:
+            merged[key] = check(merged[key], key)
+        except (SaltInvocationError, CommandExecutionError) as err:
+            raise PillarError(f"xen_nfsroot pillar: server: {err}") from None
     return merged
+
+
+# ---------------------------------------------------------------------------
+# Selection
+# ---------------------------------------------------------------------------
 
 
 def _select(every, selection):
@@ -589,3 +592,126 @@ def roles(minion_id=None):
     if any(g["dom0"] == minion_id for g in every):
         found.append("dom0")
     return found
+
+
+# ---------------------------------------------------------------------------
+# State data for the SLS files
+# ---------------------------------------------------------------------------
+
+
+def _args(mapping):
+    """State arguments from a mapping, leaving out those that are None."""
+    return [{key: value} for key, value in mapping.items() if value is not None]
+
+
+def _server_states(name, guest, exports_file):
+    high = {}
+    args = guest["states"]
+    export_id = f"xen_nfsroot-export-{name}"
+    target = [{"exports": exports_file}, {"reload": False}]
+    if guest["absent"]:
+        return {export_id: {"nfs_export.absent": [{"name": guest["nfs_root"]}, *target]}}
+    require = []
+    if args[_ROOT] is not None:
+        high[f"xen_nfsroot-root-{name}"] = {"domu_root.populated": _args(args[_ROOT])}
+        require = [{"domu_root": f"xen_nfsroot-root-{name}"}]
+    if args[_FSTAB] is not None:
+        high[f"xen_nfsroot-fstab-{name}"] = {
+            "domu_fstab.nfs_root": [*_args(args[_FSTAB]), *_requisite(require)]}
+        require = [{"domu_fstab": f"xen_nfsroot-fstab-{name}"}]
+    high[export_id] = {"nfs_export.present": [*_args(args[_EXPORT]), *target,
+                                              *_requisite(require)]}
+    return high
+
+
+def _requisite(require):
+    return [{"require": require}] if require else []
+
+
+def _server_data(selected):
+    server = settings()
+    high = {}
+    if server["manage_packages"] or server["manage_service"]:
+        high["include"] = ["xen_nfsroot.packages"]
+    for name, guest in selected.items():
+        high.update(_server_states(name, guest, server["exports_file"]))
+    high["xen_nfsroot-exports-applied"] = {
+        "nfs_export.reloaded": [{"require": [f"xen_nfsroot-export-{name}" for name in selected]}]
+    }
+    return high
+
+
+def _file_states(guest, managed):
+    """file.managed of the kernel and ramdisk from their sources (once per file)."""
+    high, require = {}, []
+    for file in ("kernel", "ramdisk"):
+        source = guest[f"{file}_source"]
+        if not source:
+            continue
+        file_id = f"xen_nfsroot-file-{guest[file]}"
+        require.append({"file": file_id})
+        if guest[file] in managed:
+            continue
+        managed.add(guest[file])
+        args = [{"name": guest[file]}, {"source": source}]
+        if guest[f"{file}_source_hash"]:
+            args.append({"source_hash": guest[f"{file}_source_hash"]})
+        high[file_id] = {"file.managed": [*args, {"mode": "0644"}, {"makedirs": True}]}
+    return high, require
+
+
+def _dom0_data(selected, boot, minion_id):
+    high = {}
+    if any(guest["nfs_server"] == minion_id for guest in selected.values()):
+        # The NFS server is this minion too: its exports first.
+        high["include"] = ["xen_nfsroot.server"]
+    managed = set()
+    for name, guest in selected.items():
+        guest_id = f"xen_nfsroot-guest-{name}"
+        args = dict(guest["states"][_GUEST])
+        if guest["absent"]:
+            absent = {"name": name, "config_dir": args.get("config_dir")}
+            high[guest_id] = {"xen_guest.absent": _args(absent)}
+            continue
+        files, require = _file_states(guest, managed)
+        high.update(files)
+        if guest["nfs_server"] == minion_id:
+            require.append({"nfs_export": "xen_nfsroot-exports-applied"})
+        running = guest["autostart"] or boot
+        if not running:
+            args.pop("restart_on_change", None)
+        state = "xen_guest.running" if running else "xen_guest.configured"
+        high[guest_id] = {state: [*_args(args), *_requisite(require)]}
+    return high
+
+
+def state_data(role, boot=False, **selection):
+    """
+    The complete state data (high data: IDs, states, arguments, requisites)
+    that ``xen_nfsroot/server.sls`` or ``dom0.sls`` applies on this minion.
+
+    role
+        ``server``: for each guest this minion exports, its root population,
+        its fstab and its export, then one ``nfs_export.reloaded``.
+        ``dom0``: for each guest this minion runs, its kernel and ramdisk
+        files and its ``xen_guest`` state.
+    boot
+        Boot the selected guests even without ``autostart`` (the
+        orchestration asks for it for a guest named in its pillar).
+    only
+        As for :func:`guests`.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt nfs1 xen_nfsroot.state_data server
+    """
+    if role not in ROLES:
+        raise SaltInvocationError(f"role: expected server or dom0, got {role!r}")
+    selected = guests(role, **selection)
+    if not selected:
+        return {}
+    if role == "server":
+        return _server_data(selected)
+    return _dom0_data(selected, boot is True, __opts__["id"])

@@ -48,13 +48,31 @@ def _capitalize(text):
     return text[:1].upper() + text[1:]
 
 
+def _report(ret, changes, parts, path, kind):
+    """The state's changes and comment: what changed (parts), then the lines
+    commented out (of this kind, singular and plural)."""
+    disabled = changes.get("disabled", [])
+    if disabled:
+        where = "" if parts else f" in {path}"
+        parts.append(
+            f"commented out {_plural(len(disabled), *kind)}{where}: {_mounts(disabled)}"
+        )
+    ret["changes"] = changes
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = "Would have " + " and ".join(parts)
+    else:
+        ret["comment"] = _capitalize(" and ".join(parts))
+    return ret
+
+
 def _failed(ret, err):
     ret["result"] = False
     ret["comment"] = str(err)
     return ret
 
 
-def nfs_root(  # noqa: PLR0917 (Salt calls by name or CLI position)
+def nfs_root(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
     name, fstype="nfs", opts="defaults", dump=0, pass_num=0, disable=None,
 ):
     """
@@ -117,22 +135,10 @@ def nfs_root(  # noqa: PLR0917 (Salt calls by name or CLI position)
             f"set the root line of {path} to {root['new']} "
             f"(old root line commented out: {root['old']})"
         )
-    disabled = changes.get("disabled", [])
-    if disabled:
-        where = "" if parts else f" in {path}"
-        parts.append(
-            f"commented out {_plural(len(disabled), kind, kinds)}{where}: {_mounts(disabled)}"
-        )
-    ret["changes"] = changes
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["comment"] = "Would have " + " and ".join(parts)
-    else:
-        ret["comment"] = _capitalize(" and ".join(parts))
-    return ret
+    return _report(ret, changes, parts, path, (kind, kinds))
 
 
-def present(  # noqa: PLR0917 (Salt calls by name or CLI position)
+def present(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
     name, root, device, fstype, opts="defaults", dump=0, pass_num=0,
 ):
     """
@@ -183,20 +189,7 @@ def present(  # noqa: PLR0917 (Salt calls by name or CLI position)
         parts.append(
             f"changed the entry for {name} in {path} to {entry['new']} (was: {entry['old']})"
         )
-    disabled = changes.get("disabled", [])
-    if disabled:
-        where = "" if parts else f" in {path}"
-        parts.append(
-            f"commented out {_plural(len(disabled), 'duplicate line', 'duplicate lines')}{where}: "
-            f"{_mounts(disabled)}"
-        )
-    ret["changes"] = changes
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["comment"] = "Would have " + " and ".join(parts)
-    else:
-        ret["comment"] = _capitalize(" and ".join(parts))
-    return ret
+    return _report(ret, changes, parts, path, ("duplicate line", "duplicate lines"))
 
 
 def absent(name, root, device=None):

@@ -203,6 +203,24 @@ def _settle(ret, reload, test):
 # ---------------------------------------------------------------------------
 
 
+def _export_state(name, reload, edit):
+    """Run one exports state: edit(test) -> (outcome, wanted clients or None,
+    (changes, comment)); a change joins the run's pending reload."""
+    ret = _ret(name)
+    test = bool(__opts__.get("test"))
+    try:
+        outcome, wanted, (ret["changes"], ret["comment"]) = edit(test)
+    except (CommandExecutionError, SaltInvocationError) as err:
+        ret["result"] = False
+        ret["comment"] = str(err)
+        return _settle(ret, reload, test)
+    if ret["changes"]:
+        _pending().append((name, outcome["file"], wanted))
+        if test:
+            ret["result"] = None
+    return _settle(ret, reload, test)
+
+
 def _present(name, outcome, test):
     """(changes, comment, pending clients) of present's own work."""
     hosts = ", ".join(client["hosts"] for client in outcome["new"])
@@ -277,24 +295,14 @@ def present(  # noqa: PLR0913,PLR0917 (Salt 3007's signature, called with keywor
         Allow ``no_root_squash`` for world (``*``), wildcard or ``/0``
         clients, refused by default.
     """
-    ret = _ret(name)
-    test = bool(__opts__.get("test"))
-    exports = exports or DEFAULT_EXPORTS
-    try:
+    def edit(test):
         outcome = __salt__["exportfs.add"](
-            name, clients=clients, hosts=hosts, options=options, exports=exports,
-            allow_world_root=allow_world_root, test=test,
+            name, clients=clients, hosts=hosts, options=options,
+            exports=exports or DEFAULT_EXPORTS, allow_world_root=allow_world_root, test=test,
         )
-        ret["changes"], ret["comment"] = _present(name, outcome, test)
-    except (CommandExecutionError, SaltInvocationError) as err:
-        ret["result"] = False
-        ret["comment"] = str(err)
-        return _settle(ret, reload, test)
-    if ret["changes"]:
-        _pending().append((name, outcome["file"], outcome["new"]))
-        if test:
-            ret["result"] = None
-    return _settle(ret, reload, test)
+        return outcome, outcome["new"], _present(name, outcome, test)
+
+    return _export_state(name, reload, edit)
 
 
 def _absent(name, outcome, test):
@@ -329,21 +337,12 @@ def absent(name, exports=DEFAULT_EXPORTS, reload=True):
     reload
         As in :func:`present`.
     """
-    ret = _ret(name)
-    test = bool(__opts__.get("test"))
-    exports = exports or DEFAULT_EXPORTS
-    try:
-        outcome = __salt__["exportfs.remove"](name, exports=exports, test=test)
-        ret["changes"], ret["comment"] = _absent(name, outcome, test)
-    except (CommandExecutionError, SaltInvocationError) as err:
-        ret["result"] = False
-        ret["comment"] = str(err)
-        return _settle(ret, reload, test)
-    if ret["changes"]:
-        _pending().append((name, outcome["file"], None))
-        if test:
-            ret["result"] = None
-    return _settle(ret, reload, test)
+    def edit(test):
+        outcome = __salt__["exportfs.remove"](name, exports=exports or DEFAULT_EXPORTS,
+                                              test=test)
+        return outcome, None, _absent(name, outcome, test)
+
+    return _export_state(name, reload, edit)
 
 
 def reloaded(name, force=False):

@@ -12,10 +12,14 @@ Xen guests (domUs) booted from a config file the formula writes.
         - nfs_server: 192.0.2.1
         - nfs_root: /xen
 
-The config goes to ``<config_dir>/<name>.cfg`` (``/etc/xen`` by default) in the
-format of the toolstack in use (see the ``xm`` execution module): for xl the
-kernel command line ``ip=... nfsroot=...`` is synthesized into ``extra``,
-since xl ignores xm's NFS keys.
+The guest's settings are those of ``xen_config.GUEST_SETTINGS`` (``memory``,
+``vcpus``, ``ramdisk``, ``network``, ``dhcp``, ``vif``, ``nfs_server``,
+``nfs_root``, ``nfs_options``, ``root``, ``extra``, ``guest_type``,
+``on_crash``), given as keyword arguments; their defaults and validators are
+that table's. The config goes to ``<config_dir>/<name>.cfg`` (``/etc/xen``
+by default) in the format of the toolstack in use: for xl the kernel command
+line ``ip=... nfsroot=...`` is synthesized into ``extra``, since xl ignores
+xm's NFS keys.
 
 "Running with the same config" means: the domain is up and its config file
 already holds exactly the wanted text. A changed config is written
@@ -34,24 +38,44 @@ __virtualname__ = "xen_guest"
 
 LIVE = ("running", "blocked", "paused")
 DEAD = ("shutdown", "crashed")
+ERRORS = (CommandExecutionError, SaltInvocationError, OSError)
 
 
 def __virtual__():
-    if "xm.create" in __salt__:
+    if "xm.create" in __salt__ and "xen_config.render_config" in __salt__:
         return __virtualname__
-    return (False, "the xen_guest state needs the xm execution module (xl or xm not installed)")
+    return (False, "the xen_guest state needs the xm and xen_config execution modules "
+                   "(xl or xm not installed)")
 
 
 def _ret(name):
     return {"name": name, "result": True, "changes": {}, "comment": ""}
 
 
+def _sentence(text):
+    return text[:1].upper() + text[1:]
+
+
+def _settings(arguments):
+    """The guest settings among a state's keyword arguments; anything else
+    that is not one of Salt's own keywords is an error naming it."""
+    known = __salt__["xen_config.guest_setting_defaults"]()
+    unknown = sorted(key for key in arguments if key not in known and not key.startswith("__"))
+    if unknown:
+        raise SaltInvocationError(
+            f"{unknown[0]}: {arguments[unknown[0]]!r} is not a guest setting "
+            f"(known: {', '.join(known)})")
+    return {key: value for key, value in arguments.items() if key in known}
+
+
+def _config_path(name, config_dir):
+    arguments = {"config_dir": config_dir} if config_dir else {}
+    return __salt__["xen_config.config_path"](name, **arguments)
+
+
 def _read(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return None
+    data = __salt__["nfsroot_files.read"](path)
+    return None if data is None else data.decode("utf-8", errors="replace")
 
 
 def _diff(path, old, new):
@@ -62,19 +86,20 @@ def _diff(path, old, new):
     )
 
 
-def _prepare(name, kernel, config_dir, toolstack, guest):
+def _prepare(name, kernel, config_dir, toolstack, settings):
     """Check every input, then render: returns (path, wanted text, current text or None).
 
     Nothing is started or written here; a bad value raises
     SaltInvocationError naming the field and the value.
     """
-    path = __salt__["xm.config_path"](name, config_dir)
+    path = _config_path(name, config_dir)
     # Validate the whole description before any process runs.
-    __salt__["xm.guest_config"](name, kernel, toolstack="xl", **guest)
-    for field, value in (("kernel", kernel), ("ramdisk", guest.get("ramdisk"))):
+    __salt__["xen_config.guest_settings"](name, kernel, **settings)
+    for field, value in (("kernel", kernel), ("ramdisk", settings.get("ramdisk"))):
         if value and not os.path.isfile(value):
             raise SaltInvocationError(f"{field}: {value!r} does not exist on this dom0")
-    wanted = __salt__["xm.render_config"](name, kernel, toolstack=toolstack, **guest)
+    form = __salt__["xm.config_format"](toolstack)
+    wanted = __salt__["xen_config.render_config"](name, kernel, form, **settings)
     return path, wanted, _read(path)
 
 
@@ -98,22 +123,62 @@ def _stop(name, timeout, toolstack, current_state):
     return False
 
 
-def _sentence(text):
-    return text[:1].upper() + text[1:]
+def _plan(name, domain_state, config, options, force_restart):
+    """(changes, future steps, past steps, note) of a running state."""
+    live = domain_state in LIVE
+    restart = live and (force_restart or (config is not None and options["restart_on_change"]))
+    changes = {}
+    future, past = [], []
+    if config:
+        changes["config"] = config
+        verb = {"created": "create", "updated": "update"}[config["action"]]
+        future.append(f"{verb} the config {config['path']}")
+        past.append(f"{config['action']} the config {config['path']}")
+    if not live:
+        changes["guest"] = {"old": domain_state, "new": "running"}
+        if domain_state in DEAD:
+            future.append(f"destroy the {domain_state} domain {name} and boot it again")
+            past.append(f"destroyed the {domain_state} domain {name} and booted it again")
+        else:
+            future.append(f"boot {name}")
+            past.append(f"booted {name}")
+    elif restart:
+        changes["guest"] = {"old": domain_state, "new": "restarted"}
+        future.append(f"restart {name}")
+        past.append(f"restarted {name}")
+    note = ""
+    if config and live and not restart:
+        note = (f"; {name} keeps running with its previous configuration until it is "
+                "restarted (restart_on_change is False)")
+    return changes, future, past, note
 
 
-def _apply_running(name, kernel, guest, options, force_restart=False):
+def _act(name, plan, ret, options):
+    """Write the config, then boot or restart (into ret["changes"]); plan holds
+    the config's path, its wanted text and the domain's state."""
+    path, wanted, domain_state = plan
+    toolstack = options["toolstack"]
+    if "config" in ret["changes"]:
+        __salt__["xen_config.write_config"](path, wanted)
+    guest = ret["changes"].get("guest")
+    if guest and guest["new"] == "restarted":
+        if _stop(name, options["shutdown_timeout"], toolstack, domain_state):
+            guest["destroyed"] = True
+    elif guest and domain_state in DEAD:
+        __salt__["xm.destroy"](name, toolstack=toolstack)
+    if guest:
+        __salt__["xm.create"](path, toolstack=toolstack)
+
+
+def _apply_running(name, kernel, settings, options, force_restart=False):
     """Shared by running and mod_watch; ``options`` holds config_dir, toolstack,
     restart_on_change and shutdown_timeout."""
-    config_dir = options["config_dir"]
-    toolstack = options["toolstack"]
-    restart_on_change = options["restart_on_change"]
-    shutdown_timeout = options["shutdown_timeout"]
     ret = _ret(name)
     try:
-        path, wanted, current = _prepare(name, kernel, config_dir, toolstack, guest)
-        domain_state = __salt__["xm.state"](name, toolstack=toolstack)
-    except (CommandExecutionError, SaltInvocationError) as err:
+        path, wanted, current = _prepare(name, kernel, options["config_dir"],
+                                         options["toolstack"], settings)
+        domain_state = __salt__["xm.state"](name, toolstack=options["toolstack"])
+    except ERRORS as err:
         ret["result"] = False
         ret["comment"] = str(err)
         return ret
@@ -121,95 +186,35 @@ def _apply_running(name, kernel, guest, options, force_restart=False):
         ret["result"] = False
         ret["comment"] = f"{name} is being destroyed by Xen: apply the state again later"
         return ret
-
     config = _config_change(path, current, wanted)
-    live = domain_state in LIVE
-    restart = live and (force_restart or (config is not None and restart_on_change))
-    boot = not live
-    if config:
-        ret["changes"]["config"] = config
-    if boot:
-        ret["changes"]["guest"] = {"old": domain_state, "new": "running"}
-    elif restart:
-        ret["changes"]["guest"] = {"old": domain_state, "new": "restarted"}
-
-    verb_config = {"created": "create", "updated": "update"}.get(config and config["action"])
+    ret["changes"], future, past, note = _plan(name, domain_state, config, options,
+                                               force_restart)
     if not ret["changes"]:
         shown = "running" if domain_state == "blocked" else domain_state
         ret["comment"] = f"{name} is {shown} with the config {path}"
         return ret
-
-    steps_future = []
-    steps_past = []
-    if config:
-        steps_future.append(f"{verb_config} the config {path}")
-        steps_past.append(f"{config['action']} the config {path}")
-    if boot and domain_state in DEAD:
-        steps_future.append(f"destroy the {domain_state} domain {name} and boot it again")
-        steps_past.append(f"destroyed the {domain_state} domain {name} and booted it again")
-    elif boot:
-        steps_future.append(f"boot {name}")
-        steps_past.append(f"booted {name}")
-    elif restart:
-        steps_future.append(f"restart {name}")
-        steps_past.append(f"restarted {name}")
-    note = ""
-    if config and live and not restart:
-        note = (
-            f"; {name} keeps running with its previous configuration until it is "
-            "restarted (restart_on_change is False)"
-        )
-
     if __opts__["test"]:
         ret["result"] = None
-        ret["comment"] = "Would " + " and ".join(steps_future) + note
+        ret["comment"] = "Would " + " and ".join(future) + note
         return ret
-
-    written = False
     try:
-        if config:
-            __salt__["xm.write_config"](path, wanted)
-            written = True
-        if restart:
-            if _stop(name, shutdown_timeout, toolstack, domain_state):
-                ret["changes"]["guest"]["destroyed"] = True
-            __salt__["xm.create"](path, toolstack=toolstack)
-        elif boot:
-            if domain_state in DEAD:
-                __salt__["xm.destroy"](name, toolstack=toolstack)
-            __salt__["xm.create"](path, toolstack=toolstack)
-    except (CommandExecutionError, SaltInvocationError, OSError) as err:
+        _act(name, (path, wanted, domain_state), ret, options)
+    except ERRORS as err:
         ret["result"] = False
-        if written:
+        if "config" in ret["changes"] and _read(path) == wanted:
             ret["changes"].pop("guest", None)
-            ret["comment"] = f"{_sentence(steps_past[0])}, but: {err}"
+            ret["comment"] = f"{_sentence(past[0])}, but: {err}"
         else:
             ret["changes"] = {}
             ret["comment"] = str(err)
         return ret
-    ret["comment"] = _sentence(" and ".join(steps_past) + note)
+    ret["comment"] = _sentence(" and ".join(past) + note)
     return ret
 
 
-def running(  # noqa: PLR0917
-    name,
-    kernel,
-    memory=256,
-    ramdisk=None,
-    network=None,
-    dhcp=None,
-    vif=None,
-    nfs_server=None,
-    nfs_root=None,
-    root="/dev/nfs",
-    extra=None,
-    vcpus=None,
-    nfs_options=None,
-    guest_type="pv",
-    config_dir="/etc/xen",
-    toolstack=None,
-    restart_on_change=False,
-    shutdown_timeout=60,
+def running(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
+    name, kernel, config_dir=None, toolstack=None, restart_on_change=False,
+    shutdown_timeout=60, **settings,
 ):
     """
     The guest's config file is as wanted and the guest is running.
@@ -217,23 +222,8 @@ def running(  # noqa: PLR0917
     name
         Domain name (Xen's rule: letters, digits, ``_ . : + -``); the config is
         ``<config_dir>/<name>.cfg``.
-    kernel / ramdisk
-        Absolute paths on this dom0; they must exist.
-    memory
-        MiB, a positive integer (default 256). ``vcpus``: optional count.
-    network
-        ``dhcp`` (default), ``off``, or ``{address, netmask, gateway, hostname,
-        interface}``. The seed's ``dhcp: dhcp``/``off`` is accepted too.
-    vif
-        List of interface specs (default ``['']``: one interface, defaults).
-    nfs_server / nfs_root / nfs_options
-        The NFS root: server address, absolute export path, mount options
-        (xl default ``vers=3``; xm: none unless given).
-    root / extra
-        ``root`` defaults to ``/dev/nfs``; ``extra`` is appended to the
-        synthesized command line.
-    guest_type
-        ``pv`` (default) or ``pvh`` (xl only).
+    kernel
+        Absolute path on this dom0; it must exist (``ramdisk`` too, if given).
     config_dir
         Where the config lives (default ``/etc/xen``).
     toolstack
@@ -242,49 +232,33 @@ def running(  # noqa: PLR0917
         Restart a running guest whose config changed (default False).
     shutdown_timeout
         Seconds a restart waits for the graceful shutdown before destroying.
+    settings
+        The guest's settings (``memory``, ``vcpus``, ``ramdisk``, ``network``:
+        ``dhcp`` (default), ``off`` or ``{address, netmask, gateway, hostname,
+        interface}``, the seed's ``dhcp``, ``vif``, ``nfs_server``,
+        ``nfs_root``, ``nfs_options`` (default ``vers=3``), ``root`` (default
+        ``/dev/nfs``), ``extra``, ``guest_type`` (``pv`` or ``pvh``),
+        ``on_crash``); see ``xen_config.GUEST_SETTINGS``.
     """
-    guest = {
-        "memory": memory, "ramdisk": ramdisk, "network": network, "dhcp": dhcp, "vif": vif,
-        "nfs_server": nfs_server, "nfs_root": nfs_root, "root": root, "extra": extra,
-        "vcpus": vcpus, "nfs_options": nfs_options, "guest_type": guest_type,
-    }
     options = {"config_dir": config_dir, "toolstack": toolstack,
                "restart_on_change": restart_on_change, "shutdown_timeout": shutdown_timeout}
-    return _apply_running(name, kernel, guest, options)
+    try:
+        settings = _settings(settings)
+    except SaltInvocationError as err:
+        return dict(_ret(name), result=False, comment=str(err))
+    return _apply_running(name, kernel, settings, options)
 
 
-def configured(  # noqa: PLR0917
-    name,
-    kernel,
-    memory=256,
-    ramdisk=None,
-    network=None,
-    dhcp=None,
-    vif=None,
-    nfs_server=None,
-    nfs_root=None,
-    root="/dev/nfs",
-    extra=None,
-    vcpus=None,
-    nfs_options=None,
-    guest_type="pv",
-    config_dir="/etc/xen",
-    toolstack=None,
-):
+def configured(name, kernel, config_dir=None, toolstack=None, **settings):
     """
     The guest's config file is as wanted; the domain is neither started nor stopped.
 
     Arguments as for :func:`running`.
     """
-    guest = {
-        "memory": memory, "ramdisk": ramdisk, "network": network, "dhcp": dhcp, "vif": vif,
-        "nfs_server": nfs_server, "nfs_root": nfs_root, "root": root, "extra": extra,
-        "vcpus": vcpus, "nfs_options": nfs_options, "guest_type": guest_type,
-    }
     ret = _ret(name)
     try:
-        path, wanted, current = _prepare(name, kernel, config_dir, toolstack, guest)
-    except (CommandExecutionError, SaltInvocationError) as err:
+        path, wanted, current = _prepare(name, kernel, config_dir, toolstack, _settings(settings))
+    except ERRORS as err:
         ret["result"] = False
         ret["comment"] = str(err)
         return ret
@@ -299,8 +273,8 @@ def configured(  # noqa: PLR0917
         ret["comment"] = f"Would {verb} the config {path}"
         return ret
     try:
-        __salt__["xm.write_config"](path, wanted)
-    except (CommandExecutionError, SaltInvocationError, OSError) as err:
+        __salt__["xen_config.write_config"](path, wanted)
+    except ERRORS as err:
         ret["result"] = False
         ret["comment"] = f"Could not write {path}: {err}"
         return ret
@@ -308,12 +282,26 @@ def configured(  # noqa: PLR0917
     return ret
 
 
+def _stop_prediction(name, domain_state, timeout):
+    if domain_state in LIVE and domain_state != "paused":
+        return f"Would shut down {name} (destroying it if still up after {timeout} s)"
+    return f"Would destroy the {domain_state} domain {name}"
+
+
+def _stop_comment(name, domain_state, timeout, destroyed):
+    if not destroyed:
+        return f"Shut down {name}"
+    if domain_state in LIVE and domain_state != "paused":
+        return f"{name} did not shut down within {timeout} s: destroyed it"
+    return f"Destroyed the {domain_state} domain {name}"
+
+
 def _apply_stopped(name, timeout, toolstack, ret):
     """Stop the domain into ``ret``; returns False on error (ret filled in)."""
     try:
-        __salt__["xm.check_name"](name)
+        __salt__["xen_config.check_name"](name)
         domain_state = __salt__["xm.state"](name, toolstack=toolstack)
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except ERRORS as err:
         ret["result"] = False
         ret["comment"] = str(err)
         return False
@@ -323,28 +311,18 @@ def _apply_stopped(name, timeout, toolstack, ret):
     ret["changes"]["guest"] = {"old": domain_state, "new": "absent"}
     if __opts__["test"]:
         ret["result"] = None
-        if domain_state in LIVE and domain_state != "paused":
-            ret["comment"] = (
-                f"Would shut down {name} (destroying it if still up after {timeout} s)"
-            )
-        else:
-            ret["comment"] = f"Would destroy the {domain_state} domain {name}"
+        ret["comment"] = _stop_prediction(name, domain_state, timeout)
         return True
     try:
         destroyed = _stop(name, timeout, toolstack, domain_state)
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except ERRORS as err:
         ret["changes"] = {}
         ret["result"] = False
         ret["comment"] = str(err)
         return False
     if destroyed:
         ret["changes"]["guest"]["destroyed"] = True
-        if domain_state in LIVE and domain_state != "paused":
-            ret["comment"] = f"{name} did not shut down within {timeout} s: destroyed it"
-        else:
-            ret["comment"] = f"Destroyed the {domain_state} domain {name}"
-    else:
-        ret["comment"] = f"Shut down {name}"
+    ret["comment"] = _stop_comment(name, domain_state, timeout, destroyed)
     return True
 
 
@@ -359,14 +337,14 @@ def stopped(name, timeout=60, toolstack=None):
     return ret
 
 
-def absent(name, config_dir="/etc/xen", timeout=60, toolstack=None):
+def absent(name, config_dir=None, timeout=60, toolstack=None):
     """
     The guest is stopped (as :func:`stopped`) and its config file removed.
     """
     ret = _ret(name)
     try:
-        path = __salt__["xm.config_path"](name, config_dir)
-    except (CommandExecutionError, SaltInvocationError) as err:
+        path = _config_path(name, config_dir)
+    except ERRORS as err:
         ret["result"] = False
         ret["comment"] = str(err)
         return ret
@@ -385,8 +363,8 @@ def absent(name, config_dir="/etc/xen", timeout=60, toolstack=None):
             ret["comment"] = f"{stop_comment}; would remove the config {path}"
         return ret
     try:
-        __salt__["xm.remove_config"](path)
-    except OSError as err:
+        __salt__["xen_config.remove_config"](path)
+    except ERRORS as err:
         ret["result"] = False
         ret["comment"] = f"{stop_comment}; could not remove {path}: {err}"
         return ret
@@ -405,14 +383,12 @@ def mod_watch(name, sfun=None, **kwargs):
         ret = _ret(name)
         ret["comment"] = f"Nothing to do on a watched change for xen_guest.{sfun}"
         return ret
-    guest_keys = ("memory", "ramdisk", "network", "dhcp", "vif", "nfs_server", "nfs_root",
-                  "root", "extra", "vcpus", "nfs_options", "guest_type")
-    defaults = {"memory": 256, "root": "/dev/nfs", "guest_type": "pv"}
-    guest = {key: kwargs.get(key, defaults.get(key)) for key in guest_keys}
+    known = __salt__["xen_config.guest_setting_defaults"]()
+    settings = {key: value for key, value in kwargs.items() if key in known}
     options = {
-        "config_dir": kwargs.get("config_dir", "/etc/xen"),
+        "config_dir": kwargs.get("config_dir"),
         "toolstack": kwargs.get("toolstack"),
         "restart_on_change": kwargs.get("restart_on_change", False),
         "shutdown_timeout": kwargs.get("shutdown_timeout", 60),
     }
-    return _apply_running(name, kwargs.get("kernel"), guest, options, force_restart=True)
+    return _apply_running(name, kwargs.get("kernel"), settings, options, force_restart=True)

@@ -197,7 +197,7 @@ def salt_call(call, env, profile=None):
     ]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
-        process = subprocess.Popen(command, stdout=out, stderr=err, env=env)  # noqa: S603
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.monotonic() - start
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -432,8 +432,8 @@ def check(ok, text, measured):
     return {"ok": bool(ok), "target": text, "measured": measured}
 
 
-def targets(rows, sizes):
-    """The targets the formula must meet, each with its measured figures."""
+def _spawn_targets(rows):
+    """One target a run: the processes it may spawn, whatever N."""
     results = []
     for (count, kind, run), row in sorted(rows.items()):
         spawns = row["spawns"]
@@ -454,6 +454,12 @@ def targets(rows, sizes):
             ok = lists <= 1 and creates == booted and not other
             results.append(check(ok, f"N={count} dom0 {run}: at most one listing and "
                                      f"{booted} create", fmt_spawns(spawns)))
+    return results
+
+
+def targets(rows, sizes):  # noqa: C901 (one branch per target of bench/README.md)
+    """The targets the formula must meet, each with its measured figures."""
+    results = _spawn_targets(rows)
     if 100 in sizes and 1000 in sizes:
         for kind in ("server", "dom0"):
             for run in RUNS:

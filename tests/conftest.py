@@ -1,4 +1,12 @@
-"""Fixtures shared by every test layer."""
+"""Fixtures shared by every test layer, and the ``--corpus`` option.
+
+Every input the tests read is in the repository (tests/data, tests/support).
+A collection of real-world files (exports, fstabs, Xen configs) can be checked
+as well with ``--corpus DIR`` (``tests/run --corpus DIR``; CI passes it): the
+tests parametrized over ``corpus_exports``, ``corpus_fstab`` or
+``corpus_xen`` exist only then, so a run without it deselects them, and never
+skips them.
+"""
 
 import logging
 import os
@@ -7,34 +15,56 @@ import subprocess
 
 import pytest
 
+from tests.support.exportfs import install_exportfs_log
+from tests.support.xen_double import XenDouble
+
 # Daemons stopped at the end of a session still flush log records into
 # streams pytest has closed; each would print a "--- Logging error ---"
 # traceback that buries the results. Such records are dropped instead.
 logging.raiseExceptions = False
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-CORPUS = SHARED / "corpus"
-SPECIMENS_DIR = REPO / "tests" / "specimens"
+CORPUS_KINDS = {"corpus_exports": ("exports", "*.exports"), "corpus_fstab": ("fstab", "*.fstab"),
+                "corpus_xen": ("xen", "*.cfg")}
 
-# The guest fstab of the original procedure, and what domu_fstab.nfs_root makes of it.
-SEED_FSTAB = (
-    "/dev/sda1               /                       ext3    defaults        1 1\n"
-    "none                    /dev/pts                devpts  gid=5,mode=620  0 0\n"
-    "none                    /dev/shm                tmpfs   defaults        0 0\n"
-    "none                    /proc                   proc    defaults        0 0\n"
-    "none                    /sys                    sysfs   defaults        0 0\n"
-    "/dev/sdb2               swap                    swap    defaults        0 0\n"
-)
-SEED_FSTAB_RESULT = (
-    "#xen-nfsroot# /dev/sda1               /                       ext3    defaults        1 1\n"
-    "/dev/nfs                /                       nfs     defaults        0 0\n"
-    "none                    /dev/pts                devpts  gid=5,mode=620  0 0\n"
-    "none                    /dev/shm                tmpfs   defaults        0 0\n"
-    "none                    /proc                   proc    defaults        0 0\n"
-    "none                    /sys                    sysfs   defaults        0 0\n"
-    "#xen-nfsroot# /dev/sdb2               swap                    swap    defaults        0 0\n"
-)
+
+def pytest_addoption(parser):
+    parser.addoption("--corpus", metavar="DIR", default=None,
+                     help="also check the real-world files of DIR (exports/, fstab/, xen/)")
+
+
+def pytest_configure(config):
+    corpus = config.getoption("--corpus")
+    if corpus and not all((pathlib.Path(corpus) / kind).is_dir()
+                          for kind, _ in CORPUS_KINDS.values()):
+        raise pytest.UsageError(f"--corpus {corpus}: no exports/, fstab/ and xen/ in it")
+
+
+def pytest_report_header(config):
+    corpus = config.getoption("--corpus")
+    return f"corpus: {corpus}" if corpus else "corpus: not checked (no --corpus)"
+
+
+def pytest_generate_tests(metafunc):
+    corpus = metafunc.config.getoption("--corpus")
+    for fixture, (kind, pattern) in CORPUS_KINDS.items():
+        if fixture not in metafunc.fixturenames:
+            continue
+        files = sorted((pathlib.Path(corpus) / kind).glob(pattern)) if corpus else [None]
+        metafunc.parametrize(fixture, files, ids=[f.name if f else "no-corpus" for f in files])
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without --corpus, the corpus tests do not exist (deselected, not skipped)."""
+    if config.getoption("--corpus"):
+        return
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        (dropped if any(params.get(name, 0) is None for name in CORPUS_KINDS) else kept).append(
+            item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def in_isolation():
@@ -72,10 +102,50 @@ def system_exports(isolated):
     reset()
 
 
-def exportfs_v():
-    """The real ``exportfs -v`` output."""
-    proc = subprocess.run(["exportfs", "-v"], capture_output=True, text=True, check=True)
-    return proc.stdout
+@pytest.fixture
+def exportfs_log(tmp_path, monkeypatch):
+    """Every exportfs process the test starts, logged (see support.exportfs.spawns)."""
+    return install_exportfs_log(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def local_host_lookups(isolated):
+    """Resolve host names from /etc/hosts only (in the private /etc).
+
+    There is no DNS here: each unknown host name in an exports file would cost
+    exportfs a resolver timeout (30 s for one file). The messages are the same.
+    """
+    nsswitch = pathlib.Path("/etc/nsswitch.conf")
+    original = nsswitch.read_bytes()
+    lines = [
+        "hosts: files" if line.startswith("hosts:") else line
+        for line in original.decode().splitlines()
+    ]
+    nsswitch.write_text("\n".join(lines) + "\n")
+    yield
+    nsswitch.write_bytes(original)
+
+
+@pytest.fixture
+def make_xen_double(tmp_path, monkeypatch):
+    """A factory of xl/xm test doubles: ``make_xen_double(name, toolstacks=("xl",),
+    apply=False, **settings)``; ``apply=True`` puts its PATH and
+    XEN_DOUBLE_DIR in os.environ for the test."""
+
+    def make(name="dom0", toolstacks=("xl",), apply=False, **settings):
+        double = XenDouble(tmp_path / "xen-double" / name, toolstacks, **settings)
+        if apply:
+            for key, value in double.env.items():
+                monkeypatch.setenv(key, value)
+        return double
+
+    return make
+
+
+@pytest.fixture
+def xen_double(make_xen_double):
+    """One dom0's double (xl, hypervisor answering), in os.environ for the test."""
+    return make_xen_double("dom0", apply=True)
 
 
 @pytest.fixture(scope="session")

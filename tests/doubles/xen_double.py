@@ -39,7 +39,7 @@ XM_VIF_KEYS = {"backend", "bridge", "ip", "mac", "script", "type", "vifname", "r
                "accel", "policy", "label"}
 XL_HEADER = "Name                                        ID   Mem VCPUs\tState\tTime(s)"
 # The real tools' own format strings, kept verbatim.
-XM_HEADER = "%-40s %5s %5s %5s %10s %9s" % (  # noqa: UP031
+XM_HEADER = "%-40s %5s %5s %5s %10s %9s" % (
     "Name", "ID", "Mem", "VCPUs", "State", "Time(s)")
 
 
@@ -298,7 +298,7 @@ def xl_long(settings, key, source):
 
 
 def xl_row(domain):
-    return "%-40s %5d %5d %5d     %s  %8.1f" % (  # noqa: UP031 -- xl_info.c's format
+    return "%-40s %5d %5d %5d     %s  %8.1f" % (  # xl_info.c's format
         domain["name"], domain["id"], domain["memory_mb"], domain["vcpus"], domain["flags"],
         cpu_time(domain))
 
@@ -643,7 +643,7 @@ def xl_main(store, args):
 
 
 def xm_row(domain):
-    return "%-40s %5s %5d %5d %10s %8.1f" % (  # noqa: UP031 -- xm main.py's format
+    return "%-40s %5s %5d %5d %10s %8.1f" % (  # xm main.py's format
         domain["name"], domain["id"], domain["memory_mb"], domain["vcpus"], domain["flags"],
         cpu_time(domain))
 
@@ -693,8 +693,8 @@ def xm_create(store, args):
     try:
         with open(path) as handle:
             code = compile(handle.read(), path, "exec")
-        exec(code, {"__builtins__": __builtins__}, namespace)  # noqa: S102 -- xm runs configs
-    except Exception as err:  # noqa: BLE001 -- xm reports whatever the script raised
+        exec(code, {"__builtins__": __builtins__}, namespace)  # xm runs its configs
+    except Exception as err:  # xm reports whatever the script raised
         raise Exit(1, f"Error: {err}") from None
     vals = {k: v for k, v in namespace.items() if type(v) in (str, list, int, float)}
     vals.update(overrides)

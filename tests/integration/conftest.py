@@ -14,16 +14,10 @@ import shutil
 import pytest
 import salt.utils.yaml
 
-from tests.conftest import REPO, SEED_FSTAB
-from tests.xen_double import XenDouble
-
-GUEST_ROOTS = {"XenGuest": pathlib.Path("/xen"), "StaticGuest": pathlib.Path("/srv/xen/static")}
-KERNELS = [
-    pathlib.Path("/boot/vmlinuz-2.6.18-53.1.14.el5.myxen"),
-    pathlib.Path("/boot/vmlinuz-guest"),
-]
-EXPORTS_FILE = pathlib.Path("/etc/exports.d/xen-nfsroot.exports")
-CONFIG_DIR = pathlib.Path("/etc/xen")
+from tests.support import REPO
+from tests.support.formula import CONFIG_DIR, EXPORTS_FILE, GUEST_ROOTS, KERNELS
+from tests.support.seed import SEED_FSTAB
+from tests.support.xen_double import XenDouble
 
 
 @pytest.fixture(scope="package")
