@@ -257,7 +257,7 @@ class Lab:
             if _listening(port):
                 raise LabError(f"port {port} on 127.0.0.1 is in use: another lab running?")
         self.write_master_config()
-        log = open(self.workdir / "master.stdout", "w")  # noqa: SIM115
+        log = open(self.workdir / "master.stdout", "w")
         self.procs["salt-master"] = subprocess.Popen(
             [self.bin / "salt-master", "-c", self.conf_dir],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -302,7 +302,7 @@ class Lab:
             "-serial", f"file:{self.workdir / 'console.log'}",
         ]
         (self.workdir / "qemu.cmd").write_text(" ".join(map(str, argv)) + "\n")
-        qemu_log = open(self.workdir / "qemu.log", "w")  # noqa: SIM115
+        qemu_log = open(self.workdir / "qemu.log", "w")
         self.qemu_start = time.monotonic()
         self.procs["qemu"] = subprocess.Popen(
             [str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=qemu_log,
@@ -577,7 +577,7 @@ class Lab:
     def run(self, boot_only=False):
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.out.mkdir(exist_ok=True)
-        self.logfile = open(self.workdir / "lab.log", "a")  # noqa: SIM115
+        self.logfile = open(self.workdir / "lab.log", "a")
         self.say(f"run folder {self.workdir}")
         self.start_master()
         self.start_qemu()
