@@ -6,12 +6,16 @@ environment (PATH + XEN_DOUBLE_DIR) to give a process such as a salt-minion
 daemon; the ``xen_double`` and ``make_xen_double`` fixtures (tests/conftest.py)
 put it in ``os.environ`` for in-process Salt loaders. The double's
 ``spawn.log`` holds one JSON array per invocation (``["xl", "list"]``);
-:meth:`XenDouble.spawns` reads it back.
+:meth:`XenDouble.spawns` reads it back. With ``console_dir`` set, each guest's
+console is a file there (:meth:`XenDouble.console`); what a guest prints and
+does later comes from a detached process, so tests wait for it with
+:func:`poll`, never with a fixed sleep.
 """
 
 import json
 import os
 import pathlib
+import time
 
 DOUBLES = pathlib.Path(__file__).resolve().parents[1] / "doubles"
 PROGRAM = DOUBLES / "xen_double.py"
@@ -27,6 +31,19 @@ def path_without_doubles():
             continue
         kept.append(entry)
     return kept
+
+
+def poll(check, timeout=15.0, interval=0.05):
+    """Call ``check`` until it returns something true (returned) or ``timeout``
+    seconds have passed (AssertionError with its last value)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {value!r} after {timeout} s")
+        time.sleep(interval)
 
 
 class XenDouble:
@@ -59,6 +76,21 @@ class XenDouble:
         current = json.loads(path.read_text()) if path.exists() else {}
         current.update(settings)
         path.write_text(json.dumps(current))
+
+    def settings(self):
+        path = self.dir / "settings.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def console_log(self, name):
+        """Where xenconsoled logs the guest first seen as ``name``
+        (``<console_dir>/guest-<name>.log``); None without ``console_dir``."""
+        directory = self.settings().get("console_dir")
+        return pathlib.Path(directory, f"guest-{name}.log") if directory else None
+
+    def console(self, name):
+        """The bytes of that log so far (None when there is no such file)."""
+        path = self.console_log(name)
+        return path.read_bytes() if path is not None and path.exists() else None
 
     def spawns(self, tool=None, command=None):
         """The argv of every invocation so far (optionally of one tool/subcommand)."""
