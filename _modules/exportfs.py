@@ -30,6 +30,7 @@ server's live table (``exportfs -v``, once per run).
 import bisect
 import contextlib
 import difflib
+import fnmatch
 import ipaddress
 import logging
 import os
@@ -52,6 +53,8 @@ __all__ = [
     "reload",
     "check_active",
     "unexport",
+    "mounts",
+    "mounted_by",
     "validate",
     "check_exports_file",
     "normalize_options",
@@ -1642,6 +1645,109 @@ def unexport(path, host):
     if result["retcode"] != 0:
         raise _failed(f"exportfs -u {names[0]}:{path}", result)
     return {"retcode": 0, "stdout": result["stdout"], "stderr": result["stderr"]}
+
+
+# ---------------------------------------------------------------------------
+# Who has an export mounted
+# ---------------------------------------------------------------------------
+
+RMTAB = "/var/lib/nfs/rmtab"
+NFSD_CLIENTS = "/proc/fs/nfsd/clients"
+_V4_ADDRESS = re.compile(r'^address:\s*"?\[?([0-9A-Fa-f.:]+?)\]?:\d+"?\s*$', re.M)
+
+
+def _rmtab(path):
+    """(client, exported path) of each NFSv3 mount rpc.mountd recorded."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return None
+    entries = []
+    for line in text.splitlines():
+        record, _, _count = line.rpartition(":")
+        client, separator, exported = record.partition(":/")
+        if separator:
+            entries.append({"client": client, "path": "/" + exported})
+    return entries
+
+
+def _nfsv4_clients(directory):
+    """The addresses of the NFSv4 clients nfsd knows (kernels >= 5.3)."""
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    addresses = []
+    for name in names:
+        with contextlib.suppress(OSError):
+            with open(os.path.join(directory, name, "info"), encoding="utf-8",
+                      errors="replace") as handle:
+                match = _V4_ADDRESS.search(handle.read())
+            if match:
+                addresses.append(match.group(1))
+    return addresses
+
+
+def mounts():
+    """
+    Who has what mounted from this NFS server: NFSv3 mounts as ``rpc.mountd``
+    records them (``/var/lib/nfs/rmtab``: ``client:path:count``) and the
+    NFSv4 clients nfsd knows (``/proc/fs/nfsd/clients/*/info``, kernels 5.3
+    and later; NFSv4 has no mount protocol, so which export each one uses is
+    not known).
+
+    Returns ``{"v3": [{"client", "path"}], "v4": [address], "sources":
+    [what could be read]}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt nfs1 exportfs.mounts
+    """
+    v3 = _rmtab(RMTAB)
+    v4 = _nfsv4_clients(NFSD_CLIENTS)
+    sources = [name for name, found in ((RMTAB, v3), (NFSD_CLIENTS, v4)) if found is not None]
+    return {"v3": v3 or [], "v4": v4 or [], "sources": sources}
+
+
+def _client_matches(address, client):
+    """Whether a mounting host (as recorded) is one of an export's clients."""
+    if client in ("*", address):
+        return True
+    with contextlib.suppress(ValueError):
+        if "/" in client:
+            return ipaddress.ip_address(address) in ipaddress.ip_network(client, strict=False)
+    return any(char in client for char in "*?[") and fnmatch.fnmatch(address, client)
+
+
+def mounted_by(path, clients):
+    """
+    Whether one of ``clients`` (an export's hosts: addresses, networks,
+    wildcards) has ``path`` mounted now: ``{"mounted": True | False | None,
+    "by": [what says so], "sources": [...]}``; None when the server cannot
+    tell (neither rmtab nor nfsd's client list is there).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt nfs1 exportfs.mounted_by /xen '[192.0.2.10]'
+    """
+    _check_path(path, "path")
+    if isinstance(clients, str):
+        clients = [clients]
+    found = mounts()
+    key = _path_key(path)
+    by = [f"{entry['client']} (NFSv3, {RMTAB})" for entry in found["v3"]
+          if _path_key(entry["path"]) == key
+          and any(_client_matches(entry["client"], client) for client in clients)]
+    by += [f"{address} (an NFSv4 client of this server; NFSv4 does not say which export)"
+           for address in found["v4"]
+           if any(_client_matches(address, client) for client in clients)]
+    mounted = bool(by) if found["sources"] else None
+    return {"mounted": mounted, "by": by, "sources": found["sources"]}
 
 
 # ---------------------------------------------------------------------------

@@ -462,14 +462,19 @@ def remove(path, root=None):
 
         salt dom0-a nfsroot_files.remove /etc/xen/XenGuest.cfg
     """
-    with _directory(path, root) as (fd, name, shown), _locked(fd):
-        try:
-            os.unlink(name, dir_fd=fd)
-        except FileNotFoundError:
+    try:
+        with _directory(path, root) as (fd, name, shown), _locked(fd):
+            try:
+                os.unlink(name, dir_fd=fd)
+            except FileNotFoundError:
+                return False
+            except OSError as err:
+                raise TreeError(f"cannot remove {shown}: {err.strerror}") from None
+            os.fsync(fd)
+    except TreeError as err:
+        if err.missing and root is None:
             return False
-        except OSError as err:
-            raise TreeError(f"cannot remove {shown}: {err.strerror}") from None
-        os.fsync(fd)
+        raise
     return True
 
 

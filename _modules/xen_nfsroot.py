@@ -203,6 +203,15 @@ FIELDS = {
     "autostart": Field(True, "switch", (), "boot it by highstate and at its dom0's start"),
     "restart_on_change": Field(False, "switch", ((_GUEST, "restart_on_change"),),
                                "restart the running guest when its config changes"),
+    "check_kernel": Field(True, "switch", ((_GUEST, "check_kernel"),),
+                          "check before booting that the kernel (or its initramfs) can mount "
+                          "an NFS root"),
+    "boot_timeout": Field(STATE_DEFAULT, "guest_console.check_boot_timeout",
+                          ((_GUEST, "boot_timeout"),),
+                          "seconds a boot is watched for its proof (null: 120; 0: not watched)"),
+    "boot_marker": Field(None, "guest_console.check_boot_marker", ((_GUEST, "boot_marker"),),
+                         "a regular expression the guest's console prints once it runs from "
+                         "its root: the proof of its boot"),
     "absent": Field(False, "switch", (), "stop it, remove its config and its export"),
 }
 
@@ -289,7 +298,7 @@ def _read_pillar(section=None):
         return {}
     if not isinstance(pillar, dict):
         _fail("xen_nfsroot", PILLAR_KEY, "expected a mapping", _plain(pillar))
-    unknown = sorted(set(pillar) - {"defaults", "guests", "server"})
+    unknown = sorted(set(pillar) - {"defaults", "guests", "server", "dom0"})
     if unknown:
         _fail("xen_nfsroot", unknown[0], "unknown key", _plain(pillar[unknown[0]]))
     if section is not None:
@@ -364,6 +373,7 @@ def _validate(pillar):
     if unknown:
         _fail("defaults", unknown[0], "unknown key", defaults[unknown[0]])
     settings(pillar)
+    dom0_settings(pillar)
     guests = {}
     seen = {"root": {}, "mac": {}}
     for name, raw in _guest_entries(pillar):
@@ -410,9 +420,8 @@ def _check_states(where, guest):
     """Each state's own check on the arguments it will get."""
     args = guest["states"]
     try:
-        guest_args = {k: v for k, v in args[_GUEST].items()
-                      if k not in ("name", "kernel", "config_dir", "toolstack",
-                                   "restart_on_change")}
+        settings = __salt__["xen_config.guest_setting_defaults"]()
+        guest_args = {k: v for k, v in args[_GUEST].items() if k in settings}
         __salt__["xen_config.guest_settings"](guest["name"], guest["kernel"], **guest_args)
         export = args[_EXPORT]
         __salt__["exportfs.validate"](export["name"], clients=export["clients"],
@@ -498,6 +507,40 @@ def settings(pillar=None):
             merged[key] = check(merged[key], key)
         except (SaltInvocationError, CommandExecutionError) as err:
             raise PillarError(f"xen_nfsroot pillar: server: {err}") from None
+    return merged
+
+
+def dom0_settings(pillar=None):
+    """
+    Return the dom0 side's settings (``xen_nfsroot:dom0``), defaults merged:
+    ``console_logging`` (xenconsoled logs guest consoles, for the boot
+    checks), ``console_dir`` and ``xen_settings_file`` (the file the Xen init
+    script sources).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt dom0-a xen_nfsroot.dom0_settings
+    """
+    pillar = _read_pillar("dom0") if pillar is None else pillar
+    dom0 = pillar.get("dom0") or {}
+    if not isinstance(dom0, dict):
+        _fail("dom0", "dom0", "expected a mapping", dom0)
+    defaults = {"console_logging": True, "console_dir": "/var/log/xen/console",
+                "xen_settings_file": "/etc/default/xen"}
+    unknown = sorted(set(dom0) - set(defaults))
+    if unknown:
+        _fail("dom0", unknown[0], "unknown key", dom0[unknown[0]])
+    merged = dict(defaults, **dom0)
+    checks = {"console_logging": _switch,
+              "console_dir": __salt__["guest_console.check_console_dir"],
+              "xen_settings_file": __salt__["guest_console.check_console_dir"]}
+    for key, check in checks.items():
+        try:
+            merged[key] = check(merged[key], key)
+        except (SaltInvocationError, CommandExecutionError) as err:
+            raise PillarError(f"xen_nfsroot pillar: dom0: {err}") from None
     return merged
 
 
@@ -660,11 +703,27 @@ def _file_states(guest, managed):
     return high, require
 
 
-def _dom0_data(selected, boot, minion_id):
+def _console_state(high, dom0):
+    """xenconsoled logging guest consoles: the requisite of every boot."""
+    if not dom0["console_logging"]:
+        return []
+    high["xen_nfsroot-console-logging"] = {"xen_console.logging": [
+        {"name": dom0["console_dir"]}, {"settings_file": dom0["xen_settings_file"]}]}
+    return [{"xen_console": "xen_nfsroot-console-logging"}]
+
+
+_BOOT_ONLY = ("restart_on_change", "boot_timeout", "boot_marker")
+
+
+def _dom0_data(selected, options, minion_id):
+    """options: boot (asked by name), retry (a failed boot)."""
     high = {}
     if any(guest["nfs_server"] == minion_id for guest in selected.values()):
         # The NFS server is this minion too: its exports first.
         high["include"] = ["xen_nfsroot.server"]
+    dom0 = dom0_settings()
+    console = _console_state(high, dom0) if any(
+        not guest["absent"] for guest in selected.values()) else []
     managed = set()
     for name, guest in selected.items():
         guest_id = f"xen_nfsroot-guest-{name}"
@@ -677,27 +736,53 @@ def _dom0_data(selected, boot, minion_id):
         high.update(files)
         if guest["nfs_server"] == minion_id:
             require.append({"nfs_export": "xen_nfsroot-exports-applied"})
-        running = guest["autostart"] or boot
-        if not running:
-            args.pop("restart_on_change", None)
+        running = guest["autostart"] or options["boot"]
+        if running:
+            args.update(console_dir=dom0["console_dir"], retry=options["retry"] or None)
+            require += console
+        else:
+            for key in _BOOT_ONLY:
+                args.pop(key, None)
         state = "xen_guest.running" if running else "xen_guest.configured"
         high[guest_id] = {state: [*_args(args), *_requisite(require)]}
     return high
 
 
-def state_data(role, boot=False, **selection):
+def _mount_clients(guest):
+    """Who the NFS server should see mounting the guest's root: its own
+    static address when pillar gives one, else its export's clients."""
+    network = guest["network"]
+    if isinstance(network, dict) and network.get("address"):
+        return [network["address"]]
+    return list(guest["export_clients"])
+
+
+def _mounted_data(selected):
+    return {
+        f"xen_nfsroot-mounted-{name}": {"nfs_export.mounted": [
+            {"name": guest["nfs_root"]}, {"clients": _mount_clients(guest)}]}
+        for name, guest in selected.items() if not guest["absent"]
+    }
+
+
+def state_data(role, boot=False, retry=False, **selection):
     """
     The complete state data (high data: IDs, states, arguments, requisites)
-    that ``xen_nfsroot/server.sls`` or ``dom0.sls`` applies on this minion.
+    that ``xen_nfsroot/server.sls``, ``dom0.sls`` or ``mounted.sls`` applies
+    on this minion.
 
     role
         ``server``: for each guest this minion exports, its root population,
         its fstab and its export, then one ``nfs_export.reloaded``.
-        ``dom0``: for each guest this minion runs, its kernel and ramdisk
-        files and its ``xen_guest`` state.
+        ``dom0``: xenconsoled logging guest consoles, then for each guest
+        this minion runs, its kernel and ramdisk files and its ``xen_guest``
+        state. ``mounted``: for each guest this minion exports, the server's
+        confirmation that the guest mounted its root (``nfs_export.mounted``).
     boot
         Boot the selected guests even without ``autostart`` (the
         orchestration asks for it for a guest named in its pillar).
+    retry
+        Boot again a guest whose last boot failed with the same config.
     only
         As for :func:`guests`.
 
@@ -707,11 +792,13 @@ def state_data(role, boot=False, **selection):
 
         salt nfs1 xen_nfsroot.state_data server
     """
-    if role not in ROLES:
-        raise SaltInvocationError(f"role: expected server or dom0, got {role!r}")
-    selected = guests(role, **selection)
+    if role not in (*ROLES, "mounted"):
+        raise SaltInvocationError(f"role: expected server, dom0 or mounted, got {role!r}")
+    selected = guests("server" if role == "mounted" else role, **selection)
     if not selected:
         return {}
     if role == "server":
         return _server_data(selected)
-    return _dom0_data(selected, boot is True, __opts__["id"])
+    if role == "mounted":
+        return _mounted_data(selected)
+    return _dom0_data(selected, {"boot": boot is True, "retry": retry is True}, __opts__["id"])

@@ -43,6 +43,8 @@ HOSTNAME_RE = re.compile(
 )
 LISTING_KEY = "xm.listing"
 TOOLSTACK_KEY = "xm.toolstack"
+# An ssh command line xl may run through sh -c: option words only, no shell syntax.
+SSH_COMMAND_RE = re.compile(r"^[A-Za-z0-9_./=:@,+ -]+$")
 
 
 def __virtual__():
@@ -365,7 +367,7 @@ def config_format(toolstack=None):
 # ---------------------------------------------------------------------------
 
 
-def list_domains(details=False, toolstack=None):
+def list_domains(details=False, toolstack=None, fresh=False):
     """List the domains: ``{name: {id, memory_mb, vcpus, state, flags, time_s}}``.
 
     ``state`` is one of running, blocked, paused, shutdown, crashed, dying;
@@ -373,7 +375,9 @@ def list_domains(details=False, toolstack=None):
     managed domain that is not running. One ``xl list``/``xm list`` per run
     (cached). With ``details=True`` under xl, ``xl list -l`` is run as well
     and each guest gains ``kernel``, ``ramdisk``, ``cmdline``, ``uuid`` and
-    ``type`` (Domain-0 has none; xm shows none).
+    ``type`` (Domain-0 has none; xm shows none). ``fresh``: list again
+    even if this run listed already (the mine's publication after a boot or
+    a migration: ``mine.send xm.list_domains fresh=True``).
 
     CLI Example:
 
@@ -383,6 +387,8 @@ def list_domains(details=False, toolstack=None):
         salt '*' xm.list_domains details=True
     """
     tool = _select_toolstack(toolstack)
+    if fresh:
+        _invalidate()
     domains = copy.deepcopy(_listing(tool)["domains"])
     if details and tool == "xl":
         command, ret = _run(tool, ["list", "-l"])
@@ -399,11 +405,12 @@ def list_domains(details=False, toolstack=None):
     return domains
 
 
-def state(name, toolstack=None):
+def state(name, toolstack=None, fresh=False):
     """Return a domain's state: running, blocked, paused, shutdown, crashed, dying or absent.
 
     Uses the run's cached listing (listing again only if this domain was
-    booted, stopped or migrated since).
+    booted, stopped or migrated since, or with ``fresh``: a domain watched
+    while it boots).
 
     CLI Example:
 
@@ -413,6 +420,8 @@ def state(name, toolstack=None):
     """
     _check_name(name)
     tool = _select_toolstack(toolstack)
+    if fresh:
+        _invalidate(name)
     domain = _listing(tool, name)["domains"].get(name)
     return domain["state"] if domain else "absent"
 
@@ -513,17 +522,23 @@ def reboot(name, toolstack=None):
     return _control(name, ["reboot", name], _select_toolstack(toolstack))
 
 
-def migrate(name, host, live=True, toolstack=None):
-    """Migrate a domain to another dom0 (``xl migrate NAME HOST`` / ``xm migrate [--live]``).
+def migrate(name, host, live=True, ssh_command=None, timeout=None, toolstack=None):  # noqa: PLR0913,PLR0917 (Salt calls it with keywords)
+    """Migrate a domain to another dom0 (``xl migrate [-s SSH] NAME HOST`` /
+    ``xm migrate [--live] NAME HOST``).
 
-    xl migrations are always live (over ssh); ``live`` matters for xm only.
-    Returns True.
+    xl migrations are always live, over ssh (``ssh_command`` replaces
+    ``ssh``: xl runs ``SSH HOST xl migrate-receive`` through ``sh -c``, so it
+    may hold only option words, no shell syntax); xm talks to the target's
+    xend relocation server and ``live`` matters for it only. ``timeout``:
+    seconds before the migration is abandoned (default: none). Returns
+    ``{"name", "host", "toolstack", "output"}`` (xl's messages); raises
+    ``CommandExecutionError`` with them when the tool fails.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt '*' xm.migrate XenGuest dom0-b
+        salt dom0-a xm.migrate XenGuest dom0-b
     """
     _check_name(name)
     target = host.split("@", 1)[-1] if isinstance(host, str) else host
@@ -532,11 +547,22 @@ def migrate(name, host, live=True, toolstack=None):
     if not valid_target or (user is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*",
                                                                    user)):
         raise SaltInvocationError(f"host: {host!r} is not a host name or address")
+    if ssh_command is not None and (
+            not isinstance(ssh_command, str) or not SSH_COMMAND_RE.match(ssh_command)):
+        raise SaltInvocationError(f"ssh_command: {ssh_command!r} is not an ssh command line "
+                                  "(words of [A-Za-z0-9_./=:@,+-], no shell syntax)")
     tool = _select_toolstack(toolstack)
     args = ["migrate", name, host]
     if tool == "xm" and live:
         args = ["migrate", "--live", name, host]
-    return _control(name, args, tool)
+    elif tool == "xl" and ssh_command:
+        args = ["migrate", "-s", ssh_command, name, host]
+    command, ret = _run(tool, args, timeout=timeout)
+    _invalidate(name, f"{name}--migratedaway")
+    if ret["retcode"] != 0:
+        raise _failure(command, ret)
+    output = "\n".join(filter(None, [ret.get("stdout", "").strip(), ret.get("stderr", "").strip()]))
+    return {"name": name, "host": host, "toolstack": tool, "output": output}
 
 
 def _is_ip(text):

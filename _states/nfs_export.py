@@ -51,6 +51,8 @@ refused unless ``allow_world_root: True``: every host that can reach the
 server would get root access to the exported files.
 """
 
+import time
+
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 from salt.state import STATE_REQUISITE_KEYWORDS
 
@@ -374,6 +376,47 @@ def reloaded(name, force=False):
     ret["result"], ret["comment"], restored = _reload()
     if not restored:
         ret["changes"] = {"reloaded": pending}
+    return ret
+
+
+def mounted(name, clients, timeout=60):
+    """
+    One of ``clients`` has ``name`` mounted, as the NFS server sees it: the
+    server-side proof of a guest's boot on its NFS root.
+
+    The server's own records are asked every 2 seconds for up to
+    ``timeout`` seconds (``exportfs.mounted_by``: rpc.mountd's rmtab for
+    NFSv3, nfsd's client list for NFSv4). Where the server cannot tell (no
+    rmtab, no client list), the state succeeds with a warning.
+
+    name
+        The exported directory.
+    clients
+        The hosts that may mount it (addresses, networks, wildcards).
+    timeout
+        Seconds to wait for the mount to appear.
+    """
+    ret = _ret(name)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            seen = __salt__["exportfs.mounted_by"](name, clients)
+        except (CommandExecutionError, SaltInvocationError) as err:
+            return dict(ret, result=False, comment=str(err))
+        if seen["mounted"] is None:
+            ret["warnings"] = [f"the NFS server cannot tell who has {name} mounted (no "
+                               "rpc.mountd rmtab, no nfsd client list)"]
+            ret["comment"] = f"Not confirmed: this server cannot tell who has {name} mounted"
+            return ret
+        if seen["mounted"] or time.monotonic() >= deadline:
+            break
+        time.sleep(2)
+    who = ", ".join(clients) if isinstance(clients, list) else clients
+    if not seen["mounted"]:
+        return dict(ret, result=False, comment=(
+            f"No client of {name} ({who}) has it mounted after {timeout} s (asked: "
+            f"{', '.join(seen['sources'])})"))
+    ret["comment"] = f"{name} is mounted by " + "; ".join(seen["by"])
     return ret
 
 

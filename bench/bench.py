@@ -39,6 +39,12 @@ DOUBLE_BIN = REPO / "tests" / "doubles" / "bin"
 SHIMS = BENCH / "shims"
 ROOTS = Path("/srv/xen-nfsroot-bench")
 KERNEL = Path("/boot/vmlinuz-xen-nfsroot-bench")
+#: xenconsoled's log directory on the benchmark's dom0 (the double writes the
+#: guests' consoles there), the Xen settings file the formula edits for it and
+#: the boot every guest prints (its proof: one read of its log, no xl call).
+CONSOLE_DIR = Path("/srv/xen-nfsroot-bench-console")
+XEN_SETTINGS = Path("/etc/default/xen")
+BOOT_CONSOLE = REPO / "tests" / "data" / "consoles" / "double-boots.log"
 DROP_IN = "/etc/exports.d/xen-nfsroot.exports"
 SERVER_ID = "nfs1"
 DOM0_ID = "dom0-a"
@@ -83,6 +89,9 @@ def write_pillar(directory, count):
         "  server:",
         "    manage_packages: false",
         "    manage_service: false",
+        "  dom0:",
+        f"    console_dir: {CONSOLE_DIR}",
+        f"    xen_settings_file: {XEN_SETTINGS}",
         "  defaults:",
         f"    nfs_server: {SERVER_ID}",
         "    nfs_server_address: 192.0.2.1",
@@ -171,7 +180,10 @@ def reset(count, double_dir):
     KERNEL.write_bytes(b"\x7fELF not a real kernel\n")
     shutil.rmtree(double_dir, ignore_errors=True)
     double_dir.mkdir(parents=True)
-    (double_dir / "settings.json").write_text("{}")
+    shutil.rmtree(CONSOLE_DIR, ignore_errors=True)
+    CONSOLE_DIR.mkdir()
+    (double_dir / "settings.json").write_text(json.dumps(
+        {"console_dir": str(CONSOLE_DIR), "boot": {"*": {"console": str(BOOT_CONSOLE)}}}))
 
 
 # ---------------------------------------------------------------------------

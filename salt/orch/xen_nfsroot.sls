@@ -1,12 +1,14 @@
 {#- Orchestration: for every guest, its export on the NFS server first, then
-    its boot on the dom0; a failed export stops that guest's boot.
-    A guest marked absent goes the other way round: stopped first, then its
-    export removed.
+    its boot on the dom0 (the boot proven there: kernel checked, console
+    watched), then the NFS server's confirmation that the guest mounted its
+    root; a failed step stops that guest's next one. A guest marked absent
+    goes the other way round: stopped first, then its export removed.
 
     Inline pillar (all optional):
       guest: NAME          only this guest, booted even without autostart
       dom0: MINION_ID      only the guests this dom0 runs
       autostart_only: true only guests with autostart (minion start reactor)
+      retry: true          boot again a guest whose last boot failed
 
     A filter given is a filter: a value that names no guest or dom0 of the
     pillar ("", 0, false, null, a list, a mapping, an unknown name) selects
@@ -38,16 +40,26 @@
   salt.state:
     - tgt: {{ guest.dom0 | json }}
     - sls: [xen_nfsroot.dom0]
-    - pillar: {xen_nfsroot_guest: {{ name | json }}, xen_nfsroot_boot: {{ ("only" in selection) | json }}}
+    - pillar: {xen_nfsroot_guest: {{ name | json }}, xen_nfsroot_boot: {{ ("only" in selection) | json }}, xen_nfsroot_retry: {{ (pillar.get("retry", False) is sameas true) | json }}}
 {%-     if not guest.absent %}
     - require:
       - salt: {{ export_id }}
+{%-     endif %}
+{%-     if not guest.absent and (guest.autostart or "only" in selection) %}
+
+xen_nfsroot-mounted-{{ name }}:
+  salt.state:
+    - tgt: {{ guest.nfs_server | json }}
+    - sls: [xen_nfsroot.mounted]
+    - pillar: {xen_nfsroot_guest: {{ name | json }}}
+    - require:
+      - salt: {{ boot_id }}
 {%-     endif %}
 {%-   endif %}
 {%- endfor %}
 {%- if ns.count == 0 %}
 {%-   set given = [] %}
-{%-   for key in ("guest", "dom0", "autostart_only") if key in pillar %}
+{%-   for key in ("guest", "dom0", "autostart_only", "retry") if key in pillar %}
 {%-     do given.append("%s=%r" % (key, pillar[key])) %}
 {%-   endfor %}
 

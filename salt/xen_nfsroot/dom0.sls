@@ -3,8 +3,11 @@
 The dom0 side: for each guest this minion runs, its kernel (and initramfs)
 in place, its config written and, with autostart, the guest booted (or
 booted anyway with the inline pillar ``xen_nfsroot_boot: true``, which the
-orchestration passes for a guest it was asked to boot by name). A guest
-marked absent is stopped and its config removed.
+orchestration passes for a guest it was asked to boot by name), its boot
+proven (kernel checked before, console watched after; a guest whose last
+boot failed is booted again only with ``xen_nfsroot_retry: true``, which
+the orchestration passes for ``retry: true``). A guest marked absent is
+stopped and its config removed.
 
 Every state, argument and requisite comes from xen_nfsroot.state_data,
 which validated the pillar; this file only hands it over (Python rather than
@@ -19,4 +22,5 @@ def run():
     if "xen_nfsroot_guest" in __pillar__:
         selection["only"] = __pillar__["xen_nfsroot_guest"]
     boot = __pillar__.get("xen_nfsroot_boot", False) is True
-    return __salt__["xen_nfsroot.state_data"]("dom0", boot=boot, **selection)
+    retry = __pillar__.get("xen_nfsroot_retry", False) is True
+    return __salt__["xen_nfsroot.state_data"]("dom0", boot=boot, retry=retry, **selection)

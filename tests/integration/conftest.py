@@ -1,6 +1,7 @@
 """One salt-master and three minions on this machine: nfs1 (the NFS server),
-dom0-a and dom0-b (dom0s with the xl test double), the repository's salt/
-and pillar/ as their trees and the repository's reactor configuration.
+dom0-a and dom0-b (dom0s with the xl test double, whose guests print a
+Debian NFS-root boot on consoles xenconsoled would log), the repository's
+salt/ and pillar/ as their trees and the repository's reactor configuration.
 
 Everything runs inside the private mount namespace of tests/isolate, so the
 minions share the namespace's /etc/exports.d, /xen, /srv and /boot, and the
@@ -14,30 +15,75 @@ import shutil
 import pytest
 import salt.utils.yaml
 
-from tests.support import REPO
+from tests.support import DATA, REPO
 from tests.support.formula import CONFIG_DIR, EXPORTS_FILE, GUEST_ROOTS, KERNELS
+from tests.support.kernel_images import NFS_ROOT_CONFIG, vmlinux
 from tests.support.seed import SEED_FSTAB
 from tests.support.xen_double import XenDouble
 
+DOM0S = ("dom0-a", "dom0-b")
+BOOTS = DATA / "consoles" / "double-boots.log"
+#: The NFS server's record of mounts (the namespace's own), which the guests
+#: of the doubles write to as rpc.mountd would once they run.
+RMTAB = pathlib.Path("/var/lib/nfs/rmtab")
+#: The example pillar's guests and the addresses they mount their roots from.
+GUEST_ADDRESSES = {"XenGuest": "192.0.2.10", "StaticGuest": "192.0.2.11"}
+MINIONS = ("nfs1", *DOM0S)
+
 
 @pytest.fixture(scope="package")
-def pillar_override(tmp_path_factory):
-    """The only change to the repository's pillar: no NFS service management,
-    as no init system runs on the test machine (the packages are installed)."""
-    path = tmp_path_factory.mktemp("pillar-override") / "override.yaml"
-    path.write_text(
-        salt.utils.yaml.safe_dump({"xen_nfsroot": {"server": {"manage_service": False}}})
-    )
-    return path
+def xen_doubles(tmp_path_factory):
+    """Each dom0's double; its guests' consoles in its own console directory."""
+    doubles = {}
+    for minion_id in DOM0S:
+        double = XenDouble(tmp_path_factory.mktemp(f"xen-{minion_id}"))
+        (double.dir / "console").mkdir()
+        double.configure(console_dir=str(double.dir / "console"), nfs_rmtab=str(RMTAB),
+                         boot={name: {"console": str(BOOTS), "address": address}
+                               for name, address in GUEST_ADDRESSES.items()})
+        doubles[minion_id] = double
+    return doubles
+
+
+def override(xen_nfsroot, minion_id, xen_doubles):
+    """A minion's change to the repository's pillar: no NFS service management,
+    as no init system runs on the test machine (the packages are installed);
+    on a dom0, its double's console directory and its own Xen settings file;
+    then the test's own keys."""
+    data = {"server": {"manage_service": False}}
+    if minion_id in xen_doubles:
+        double = xen_doubles[minion_id]
+        data["dom0"] = {"console_dir": str(double.dir / "console"),
+                        "xen_settings_file": str(double.dir / "default-xen")}
+    data.update(xen_nfsroot)
+    return {"xen_nfsroot": data}
+
+
+@pytest.fixture(scope="package")
+def pillar_override(tmp_path_factory, xen_doubles):
+    """The directory of each minion's override (ID.yaml) and the function that
+    writes them all: ``write(xen_nfsroot)``."""
+    directory = tmp_path_factory.mktemp("pillar-override")
+
+    def write(xen_nfsroot):
+        # The orchestrate runner compiles the pillar under the master's own ID.
+        for minion_id in (*MINIONS, "master"):
+            (directory / f"{minion_id}.yaml").write_text(
+                salt.utils.yaml.safe_dump(override(xen_nfsroot, minion_id, xen_doubles)))
+
+    write({})
+    return directory, write
 
 
 @pytest.fixture(scope="package")
 def salt_master(salt_factories, pillar_override, isolated):
     reactor = salt.utils.yaml.safe_load((REPO / "salt/reactor/master.conf").read_text())
+    directory, _ = pillar_override
     overrides = {
         "file_roots": {"base": [str(REPO / "salt")]},
         "pillar_roots": {"base": [str(REPO / "pillar")]},
-        "ext_pillar": [{"cmd_yaml": f"cat {pillar_override}"}],
+        # cmd_yaml replaces %s by the minion's ID.
+        "ext_pillar": [{"cmd_yaml": f"cat {directory}/%s.yaml"}],
         "reactor": reactor["reactor"],
         "interface": "127.0.0.1",
     }
@@ -57,16 +103,8 @@ def prepare_guest_roots():
         (root / "etc").mkdir(parents=True, exist_ok=True)
         (root / "etc" / "fstab").write_text(SEED_FSTAB)
     for kernel in KERNELS:
-        kernel.write_bytes(b"\x7fELF not really a kernel")
+        kernel.write_bytes(vmlinux("2.6.18-53.1.14.el5.myxen", config_text=NFS_ROOT_CONFIG))
     EXPORTS_FILE.unlink(missing_ok=True)
-
-
-@pytest.fixture(scope="package")
-def xen_doubles(tmp_path_factory):
-    return {
-        minion_id: XenDouble(tmp_path_factory.mktemp(f"xen-{minion_id}"))
-        for minion_id in ("dom0-a", "dom0-b")
-    }
 
 
 @pytest.fixture(scope="package")
@@ -75,7 +113,7 @@ def minions(salt_master, xen_doubles):
     prepare_guest_roots()
     factories = {
         minion_id: salt_master.salt_minion_daemon(minion_id)
-        for minion_id in ("nfs1", "dom0-a", "dom0-b")
+        for minion_id in MINIONS
     }
     for minion_id, double in xen_doubles.items():
         # The factories share one environ mapping: give each dom0 its own.
@@ -94,27 +132,30 @@ def salt_run_cli(salt_master):
 @pytest.fixture
 def set_pillar_override(pillar_override, minions):
     """Replace the test override of the pillar for one test."""
-
-    def set_override(xen_nfsroot):
-        data = {"server": {"manage_service": False}}
-        data.update(xen_nfsroot)
-        pillar_override.write_text(salt.utils.yaml.safe_dump({"xen_nfsroot": data}))
-
-    yield set_override
-    set_override({})
+    _, write = pillar_override
+    yield write
+    write({})
 
 
 @pytest.fixture
 def fresh(minions, xen_doubles):
     """Every test starts from nothing applied: seed fstabs, no exports, no
-    guest configs, no guests running, empty spawn logs."""
+    mounts, no guest configs, no guests running, no console logs, no record
+    of failed boots, empty spawn logs."""
     prepare_guest_roots()
     pathlib.Path("/var/lib/nfs/etab").write_text("")
+    RMTAB.write_text("")
     for cfg in CONFIG_DIR.glob("*.cfg") if CONFIG_DIR.exists() else []:
         cfg.unlink()
     for double in xen_doubles.values():
         (double.dir / "domains.json").unlink(missing_ok=True)
+        (double.dir / "default-xen").unlink(missing_ok=True)
+        for log in (double.dir / "console").iterdir():
+            log.unlink()
         double.clear_spawns()
+    for factory in minions.values():
+        shutil.rmtree(pathlib.Path(factory.config["cachedir"], "xen_nfsroot", "boot-failures"),
+                      ignore_errors=True)
     return minions
 
 

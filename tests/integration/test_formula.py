@@ -55,10 +55,13 @@ def test_highstate_of_all_three(fresh, run_on, xen_doubles):
     assert EXPORTS_FILE.read_text().splitlines() == [STATIC_EXPORT, SEED_EXPORT]
 
     guest_a = highstate(run_on, "dom0-a")
-    assert changed(guest_a) == ["xen_nfsroot-guest-XenGuest"]
+    # The first highstate of a dom0 also turns xenconsoled's guest logging on.
+    assert changed(guest_a) == ["xen_nfsroot-console-logging", "xen_nfsroot-guest-XenGuest"]
+    booted = state_results(guest_a)["xen_nfsroot-guest-XenGuest"]
+    assert "its console shows it on its NFS root after" in booted["comment"], booted
     guest_b = highstate(run_on, "dom0-b")
     # StaticGuest has autostart: false: configured, not booted.
-    assert changed(guest_b) == ["xen_nfsroot-guest-StaticGuest"]
+    assert changed(guest_b) == ["xen_nfsroot-console-logging", "xen_nfsroot-guest-StaticGuest"]
 
     assert list(xen_doubles["dom0-a"].domains()) == ["XenGuest"]
     assert xen_doubles["dom0-b"].domains() == {}
@@ -127,11 +130,14 @@ def test_orchestrate_exports_before_boots(fresh, salt_run_cli, xen_doubles):
     assert set(names) == {
         "xen_nfsroot-export-XenGuest",
         "xen_nfsroot-boot-XenGuest",
+        "xen_nfsroot-mounted-XenGuest",
         "xen_nfsroot-export-StaticGuest",
         "xen_nfsroot-boot-StaticGuest",
     }
     for guest in ("XenGuest", "StaticGuest"):
         assert names.index(f"xen_nfsroot-export-{guest}") < names.index(f"xen_nfsroot-boot-{guest}")
+    # Only a guest the orchestration boots is looked for among the server's mounts.
+    assert names.index("xen_nfsroot-boot-XenGuest") < names.index("xen_nfsroot-mounted-XenGuest")
     assert all(r["result"] is True for r in results.values()), results
     assert sorted(_parse_listing(exportfs_v())) == ["/srv/xen/static", "/xen"]
     assert list(xen_doubles["dom0-a"].domains()) == ["XenGuest"]
@@ -149,6 +155,7 @@ def test_orchestrate_one_guest(fresh, salt_run_cli, xen_doubles):
     assert [sid.split("_|-")[1] for sid in order] == [
         "xen_nfsroot-export-XenGuest",
         "xen_nfsroot-boot-XenGuest",
+        "xen_nfsroot-mounted-XenGuest",
     ]
     assert EXPORTS_FILE.read_text() == SEED_EXPORT + "\n"
     # StaticGuest's fstab was not touched: only XenGuest was selected.
@@ -169,6 +176,7 @@ def test_failed_export_stops_the_boot(fresh, salt_run_cli, xen_doubles):
     assert by_name["xen_nfsroot-export-XenGuest"]["result"] is False
     assert by_name["xen_nfsroot-boot-XenGuest"]["result"] is False
     assert "requisite" in by_name["xen_nfsroot-boot-XenGuest"]["comment"].lower()
+    assert by_name["xen_nfsroot-mounted-XenGuest"]["result"] is False
     assert xen_doubles["dom0-a"].domains() == {}
     assert not EXPORTS_FILE.exists()
 
@@ -269,8 +277,8 @@ def test_unknown_guests_are_left_alone_and_absent_removes(
 
     set_pillar_override({"guests": {"XenGuest": {"absent": True}}})
     ret = salt_run_cli.run("state.orchestrate", "orch.xen_nfsroot")
-    assert ret.returncode == 0, ret
-    order, _ = orchestrate_steps(ret)
+    order, steps = orchestrate_steps(ret)
+    assert ret.returncode == 0, {sid: r["comment"] for sid, r in steps.items() if not r["result"]}
     names = [sid.split("_|-")[1] for sid in order]
     # Absent goes the other way round: the guest is stopped before its export goes.
     assert names.index("xen_nfsroot-boot-XenGuest") < names.index("xen_nfsroot-export-XenGuest")

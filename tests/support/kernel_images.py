@@ -31,6 +31,17 @@ DEBIAN_VERSION_STRING = (
     "Debian 6.1.176-1 (2026-07-02)"
 )
 
+#: The options of a xenlinux kernel that mounts its root over NFS without an
+#: initramfs (a RHEL 5 xen kernel rebuilt for it, as in the seed's guest).
+NFS_ROOT_CONFIG = """\
+CONFIG_XEN=y
+CONFIG_NFS_FS=y
+CONFIG_ROOT_NFS=y
+CONFIG_IP_PNP=y
+CONFIG_IP_PNP_DHCP=y
+CONFIG_XEN_NETDEV_FRONTEND=y
+"""
+
 
 def compress(data, compression):
     """data compressed as the kernel's build or mkinitramfs would."""

@@ -6,6 +6,7 @@ import inspect
 from xen_nfsroot.modules import (
     domu_fstab,
     exportfs,
+    guest_console,
     guest_kernel,
     nfsroot_files,
     xen_config,
@@ -13,7 +14,8 @@ from xen_nfsroot.modules import (
     xm,
 )
 
-MODULES = (domu_fstab, exportfs, guest_kernel, nfsroot_files, xen_config, xen_nfsroot, xm)
+MODULES = (domu_fstab, exportfs, guest_console, guest_kernel, nfsroot_files, xen_config,
+           xen_nfsroot, xm)
 
 
 def functions(*modules):

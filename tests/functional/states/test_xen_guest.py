@@ -1,6 +1,21 @@
 """The xen_guest states through the real Salt loader, against the xl/xm test double."""
 
+import re
+
 import pytest
+
+from tests.support import DATA
+from tests.support.kernel_images import NFS_ROOT_CONFIG, vmlinux
+
+BOOTS = DATA / "consoles" / "double-boots.log"
+#: What the state adds to its comment once the double's console shows the root mounted.
+EVIDENCE = "Begin: Running /scripts/nfs-bottom ... done."
+PROVEN = r"; its console shows it on its NFS root after [0-9.]+ s: " + re.escape(EVIDENCE)
+
+
+def proven(comment, start):
+    """The comment is ``start`` and the boot's proof."""
+    assert re.fullmatch(re.escape(start) + PROVEN, comment), comment
 
 
 @pytest.fixture
@@ -16,9 +31,10 @@ def states(loaders):
 
 @pytest.fixture
 def kernel(tmp_path):
+    """A xenlinux kernel that mounts its root over NFS itself (its .config embedded)."""
     path = tmp_path / "boot" / "vmlinuz-2.6.18-53.1.14.el5.myxen"
     path.parent.mkdir()
-    path.write_bytes(b"\x7fELF kernel")
+    path.write_bytes(vmlinux("2.6.18-53.1.14.el5.myxen", config_text=NFS_ROOT_CONFIG))
     return str(path)
 
 
@@ -28,9 +44,24 @@ def config_dir(tmp_path):
 
 
 @pytest.fixture
-def guest(kernel, config_dir):
+def console_dir(tmp_path):
+    path = tmp_path / "console"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def xen_double(make_xen_double, console_dir):
+    """The dom0's double, with xenconsoled logging guests into console_dir and
+    each guest printing a Debian NFS-root boot."""
+    return make_xen_double("dom0", apply=True, console_dir=str(console_dir),
+                           boot={"*": {"console": str(BOOTS)}})
+
+
+@pytest.fixture
+def guest(kernel, config_dir, console_dir):
     """The seed's guest, as state arguments."""
-    return {
+    return {"console_dir": str(console_dir),
         "name": "XenGuest", "kernel": kernel, "memory": 256, "dhcp": "dhcp", "vif": [""],
         "nfs_root": "/xen", "nfs_server": "192.0.2.1", "root": "/dev/nfs",
         "config_dir": str(config_dir),
@@ -41,10 +72,11 @@ def test_running_boots_once_then_changes_nothing(states, xen_double, guest, conf
     path = config_dir / "XenGuest.cfg"
     ret = states.xen_guest.running(**guest)
     assert ret.result is True
-    assert ret.comment == f"Created the config {path} and booted XenGuest"
+    proven(ret.comment, f"Created the config {path} and booted XenGuest")
     assert ret.changes == {
         "config": {"path": str(path), "action": "created"},
-        "guest": {"old": "absent", "new": "running"},
+        "guest": {"old": "absent", "new": "running",
+                  "evidence": EVIDENCE},
     }
     text = path.read_text()
     assert 'root = "/dev/nfs"\n' in text
@@ -103,8 +135,9 @@ def test_changed_memory_restarts_only_when_asked(states, xen_double, guest, conf
     xen_double.clear_spawns()
     ret = states.xen_guest.running(restart_on_change=True, **guest)
     assert ret.result is True
-    assert ret.comment == f"Updated the config {path} and restarted XenGuest"
-    assert ret.changes["guest"] == {"old": "blocked", "new": "restarted"}
+    proven(ret.comment, f"Updated the config {path} and restarted XenGuest")
+    assert ret.changes["guest"] == {"old": "blocked", "new": "restarted",
+                                    "evidence": EVIDENCE}
     restarted = xen_double.domains()["XenGuest"]
     assert restarted["memory_mb"] == 768
     assert restarted["id"] != first_id
@@ -118,7 +151,9 @@ def test_a_restart_destroys_a_guest_that_ignores_the_shutdown(states, xen_double
     guest["memory"] = 300
     ret = states.xen_guest.running(restart_on_change=True, shutdown_timeout=1, **guest)
     assert ret.result is True
-    assert ret.changes["guest"] == {"old": "blocked", "new": "restarted", "destroyed": True}
+    assert ret.changes["guest"] == {
+        "old": "blocked", "new": "restarted", "destroyed": True,
+        "evidence": EVIDENCE}
     assert xen_double.domains()["XenGuest"]["memory_mb"] == 300
     assert [c[:2] for c in xen_double.spawns()][-3:] == [
         ["xl", "shutdown"], ["xl", "destroy"], ["xl", "create"]]
@@ -165,6 +200,7 @@ def test_stopped_then_absent(states, xen_double, guest, config_dir):
 
 def test_configured_writes_without_booting(states, xen_double, guest, config_dir):
     path = config_dir / "XenGuest.cfg"
+    del guest["console_dir"]  # a boot's option: configured boots nothing
     ret = states.xen_guest.configured(**guest)
     assert ret.result is True
     assert ret.comment == f"Created the config {path}"
@@ -175,9 +211,11 @@ def test_configured_writes_without_booting(states, xen_double, guest, config_dir
 
 
 def test_xm_toolstack_gets_the_xm_config(states, make_xen_double, guest, config_dir):
-    double = make_xen_double("xm-dom0", toolstacks=("xm",), apply=True)
+    double = make_xen_double("xm-dom0", toolstacks=("xm",), apply=True,
+                             console_dir=guest["console_dir"], boot={"*": {"console": str(BOOTS)}})
     ret = states.xen_guest.running(**guest)
     assert ret.result is True
+    proven(ret.comment, f"Created the config {config_dir / 'XenGuest.cfg'} and booted XenGuest")
     text = (config_dir / "XenGuest.cfg").read_text()
     assert 'nfs_server = "192.0.2.1"\n' in text
     assert 'dhcp = "dhcp"\n' in text
@@ -218,7 +256,15 @@ def test_bad_input_changes_nothing(states, xen_double, guest, config_dir, change
     assert xen_double.spawns() == []
 
 
-def sls(guests, kernel, config_dir, watch=False):
+@pytest.fixture
+def guest_sls(kernel, config_dir, console_dir):
+    """An SLS of xen_guest.running states for the named guests (watching a
+    state with changes when watch)."""
+    return lambda guests, watch=False: sls(guests, (kernel, config_dir, console_dir), watch)
+
+
+def sls(guests, paths, watch):
+    kernel, config_dir, console_dir = paths
     lines = ["kernel_refreshed:", "  test.succeed_with_changes"] if watch else []
     for name in guests:
         lines += [
@@ -228,15 +274,16 @@ def sls(guests, kernel, config_dir, watch=False):
             "    - nfs_server: 192.0.2.1",
             f"    - nfs_root: /srv/xen/{name}",
             f"    - config_dir: {config_dir}",
+            f"    - console_dir: {console_dir}",
         ]
         if watch:
             lines += ["    - watch:", "      - test: kernel_refreshed"]
     return "\n".join(lines) + "\n"
 
 
-def test_one_listing_per_run_however_many_guests(loaders, xen_double, kernel, config_dir):
+def test_one_listing_per_run_however_many_guests(loaders, xen_double, guest_sls):
     names = ["g1", "g2", "g3", "g4"]
-    ret = loaders.modules.state.template_str(sls(names, kernel, config_dir))
+    ret = loaders.modules.state.template_str(guest_sls(names))
     assert all(r.result is True for r in ret)
     assert sorted(xen_double.domains()) == names
     assert len(xen_double.spawns("xl", "list")) == 1
@@ -244,21 +291,66 @@ def test_one_listing_per_run_however_many_guests(loaders, xen_double, kernel, co
 
     xen_double.clear_spawns()
     loaders.reset_state()
-    ret = loaders.modules.state.template_str(sls(names, kernel, config_dir))
+    ret = loaders.modules.state.template_str(guest_sls(names))
     assert all(r.result is True and r.changes == {} for r in ret)
     assert xen_double.spawns() == [["xl", "list"]]
 
 
-def test_a_watched_change_restarts_the_guest(loaders, xen_double, kernel, config_dir):
-    ret = loaders.modules.state.template_str(sls(["g1"], kernel, config_dir, watch=True))
-    assert ret["g1"].changes["guest"] == {"old": "absent", "new": "running"}
+def test_a_watched_change_restarts_the_guest(loaders, xen_double, guest_sls):
+    ret = loaders.modules.state.template_str(guest_sls(["g1"], watch=True))
+    assert ret["g1"].changes["guest"]["new"] == "running"
     first_id = xen_double.domains()["g1"]["id"]
     xen_double.clear_spawns()
     loaders.reset_state()
-    ret = loaders.modules.state.template_str(sls(["g1"], kernel, config_dir, watch=True))
+    ret = loaders.modules.state.template_str(guest_sls(["g1"], watch=True))
     assert ret["g1"].result is True
-    assert ret["g1"].comment == "Restarted g1"
-    assert ret["g1"].changes == {"guest": {"old": "blocked", "new": "restarted"}}
+    proven(ret["g1"].comment, "Restarted g1")
+    assert ret["g1"].changes == {"guest": {
+        "old": "blocked", "new": "restarted",
+        "evidence": EVIDENCE}}
     assert xen_double.domains()["g1"]["id"] != first_id
     assert [c[:2] for c in xen_double.spawns()] == [
         ["xl", "list"], ["xl", "shutdown"], ["xl", "create"]]
+
+
+def test_a_failed_boot_is_reported_and_not_repeated(states, xen_double, guest, config_dir):
+    path = config_dir / "XenGuest.cfg"
+    xen_double.configure(boot={"*": {"console": str(DATA / "consoles" / "double-panics.log"),
+                                     "then": "crash"}})
+    ret = states.xen_guest.running(**guest)
+    assert ret.result is False
+    assert ret.comment.startswith(
+        f"Created the config {path} and booted XenGuest, but it failed to come up on its NFS "
+        "root: Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,255) "
+        "after ")
+    assert f"(console {guest['console_dir']}/guest-XenGuest.log: " in ret.comment
+    assert ret.changes["guest"]["new"] == "failed"
+    assert ret.changes["config"] == {"path": str(path), "action": "created"}
+
+    xen_double.clear_spawns()
+    again = states.xen_guest.running(**guest)
+    assert again.result is False
+    assert again.changes == {}
+    assert again.comment.startswith("XenGuest failed to boot with this config and kernel (")
+    assert again.comment.endswith(
+        "Not booting it again until its config, kernel or export changes (or retry: True)")
+    assert xen_double.spawns("xl", "create") == []
+
+    xen_double.configure(boot={"*": {"console": str(BOOTS)}})
+    ret = states.xen_guest.running(retry=True, **guest)
+    assert ret.result is True
+    proven(ret.comment, "Booted XenGuest")
+    assert states.xen_guest.running(**guest).changes == {}
+
+
+def test_a_kernel_that_cannot_mount_an_nfs_root_is_not_booted(states, xen_double, guest,
+                                                               kernel, config_dir):
+    with open(kernel, "wb") as handle:  # Debian's: NFS client a module, no IP_PNP
+        handle.write(vmlinux("6.1.0-50-amd64", config_text="CONFIG_XEN_PV=y\nCONFIG_NFS_FS=m\n"))
+    ret = states.xen_guest.running(**guest)
+    assert ret.result is False
+    assert ret.changes == {}
+    assert "CONFIG_ROOT_NFS" in ret.comment
+    assert kernel in ret.comment
+    assert not config_dir.exists()
+    assert xen_double.spawns("xl", "create") == []

@@ -1,6 +1,7 @@
 """The pillar schema: defaults, role selection, and errors that name the field."""
 
 import copy
+import re
 
 import pytest
 import salt.utils.yaml
@@ -354,3 +355,57 @@ def test_network_off_is_accepted_by_both(pillar):
                 if key in xen_config.GUEST_SETTINGS}
     config = xen_config.guest_config(name, kernel, "xl", **settings)
     assert config["extra"] == "nfsroot=192.0.2.1:/xen,vers=3"
+
+
+# --- the state data the SLS files hand over ---------------------------------------
+
+
+def test_dom0_state_data_logs_consoles_before_any_boot(pillar):
+    high = xen_nfsroot.state_data("dom0")
+    assert high["xen_nfsroot-console-logging"] == {"xen_console.logging": [
+        {"name": "/var/log/xen/console"}, {"settings_file": "/etc/default/xen"}]}
+    (state, args), = high["xen_nfsroot-guest-XenGuest"].items()
+    assert state == "xen_guest.running"
+    assert {"console_dir": "/var/log/xen/console"} in args
+    assert {"require": [{"xen_console": "xen_nfsroot-console-logging"}]} in args
+    assert not any("retry" in arg for arg in args)
+    retried = xen_nfsroot.state_data("dom0", retry=True)["xen_nfsroot-guest-XenGuest"]
+    assert {"retry": True} in retried["xen_guest.running"]
+
+
+def test_a_guest_only_configured_gets_no_boot_arguments(pillar):
+    pillar["xen_nfsroot"]["guests"]["XenGuest"].update(autostart=False, boot_timeout=30)
+    (state, args), = xen_nfsroot.state_data("dom0")["xen_nfsroot-guest-XenGuest"].items()
+    assert state == "xen_guest.configured"
+    keys = {key for arg in args for key in arg}
+    assert not keys & {"boot_timeout", "boot_marker", "restart_on_change", "console_dir",
+                       "require"}
+
+
+def test_console_logging_can_be_switched_off(pillar):
+    pillar["xen_nfsroot"]["dom0"] = {"console_logging": False}
+    high = xen_nfsroot.state_data("dom0")
+    assert "xen_nfsroot-console-logging" not in high
+    assert not any("require" in arg
+                   for arg in high["xen_nfsroot-guest-XenGuest"]["xen_guest.running"])
+
+
+def test_the_mounted_state_data_names_the_guests_address(pillar):
+    assert xen_nfsroot.state_data("mounted") == {}  # this minion (dom0-a) exports nothing
+    high = xen_nfsroot.state_data("mounted", minion_id="nfs1")
+    assert high["xen_nfsroot-mounted-StaticGuest"] == {"nfs_export.mounted": [
+        {"name": "/srv/xen/static"}, {"clients": ["192.0.2.11"]}]}
+    assert high["xen_nfsroot-mounted-XenGuest"] == {"nfs_export.mounted": [
+        {"name": "/xen"}, {"clients": ["192.0.2.10"]}]}
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("boot_marker", "GUEST (", "boot_marker: 'GUEST (' is not a valid regular expression"),
+    ("boot_timeout", -1, "boot_timeout: -1 is not a number of seconds >= 0"),
+    ("on_crash", "explode", "on_crash: 'explode' must be one of destroy, restart, preserve"),
+    ("check_kernel", "yes", "check_kernel: 'yes' is not true or false"),
+])
+def test_bad_boot_settings_are_named(pillar, key, value, message):
+    _guest(pillar)[key] = value
+    with pytest.raises(CommandExecutionError, match=re.escape(message)):
+        xen_nfsroot.validate()

@@ -186,8 +186,9 @@ def test_shutdown_of_an_unknown_domain_raises(installed, commands):
 
 def test_migrate_and_control_argv(installed, commands):
     installed.add("xm")
-    assert xm.migrate("g", "dom0-b") is True
-    assert xm.migrate("g", "root@dom0-b", live=False) is True
+    assert xm.migrate("g", "dom0-b") == {
+        "name": "g", "host": "dom0-b", "toolstack": "xm", "output": ""}
+    assert xm.migrate("g", "root@dom0-b", live=False)["host"] == "root@dom0-b"
     assert xm.destroy("g") is True
     assert xm.reboot("g") is True
     assert commands.argv()[1:] == [
@@ -198,6 +199,17 @@ def test_migrate_and_control_argv(installed, commands):
     ]
     with pytest.raises(SaltInvocationError, match="host: '-oProxyCommand=x'"):
         xm.migrate("g", "-oProxyCommand=x")
+    with pytest.raises(SaltInvocationError, match="ssh_command: 'ssh; rm'"):
+        xm.migrate("g", "dom0-b", ssh_command="ssh; rm")
+
+
+def test_xl_migrate_passes_the_ssh_command_as_one_word(installed, commands):
+    installed.add("xl")
+    ret = xm.migrate("g", "10.0.0.2", ssh_command="ssh -i /etc/k -o BatchMode=yes",
+                     toolstack="xl")
+    assert ret["toolstack"] == "xl"
+    assert commands.argv()[-1] == [
+        "xl", "migrate", "-s", "ssh -i /etc/k -o BatchMode=yes", "g", "10.0.0.2"]
 
 
 def test_names_are_checked_before_any_command(installed, commands):

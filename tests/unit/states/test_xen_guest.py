@@ -1,33 +1,42 @@
 """The xen_guest states with a mocked loader: the paths the double does not reach easily."""
 
-from unittest.mock import MagicMock
+import shutil
+from unittest.mock import MagicMock, patch
 
 import pytest
 from salt.exceptions import CommandExecutionError
 
+from tests.support import DATA
 from tests.support.loader import functions
-from xen_nfsroot.modules import nfsroot_files, xen_config
+from xen_nfsroot.modules import guest_console, guest_kernel, nfsroot_files, xen_config
 from xen_nfsroot.states import xen_guest
+
+MOUNTED = {"verdict": "mounted", "evidence": "VFS: Mounted root (nfs filesystem) readonly",
+           "lines": [], "seconds": 2.5, "log": "/var/log/xen/console/guest-g.log"}
 
 
 @pytest.fixture
 def salt_mods():
-    salt = functions(xen_config, nfsroot_files)
+    salt = functions(xen_config, nfsroot_files, guest_console, guest_kernel)
     salt.update({
         "xm.config_format": MagicMock(return_value="xl"),
         "xm.state": MagicMock(return_value="absent"),
         "xm.create": MagicMock(return_value={}),
         "xm.destroy": MagicMock(return_value=True),
         "xm.shutdown": MagicMock(return_value={"stopped": True, "timed_out": False}),
+        "guest_console.watch": MagicMock(return_value=MOUNTED),
     })
     return salt
 
 
 @pytest.fixture
-def configure_loader_modules(salt_mods):
+def configure_loader_modules(salt_mods, tmp_path):
+    opts = {"test": False, "cachedir": str(tmp_path / "cache")}
     return {
-        xen_guest: {"__salt__": salt_mods, "__opts__": {"test": False}},
+        xen_guest: {"__salt__": salt_mods, "__opts__": opts, "__context__": {}},
         xen_config: {"__salt__": salt_mods},
+        guest_console: {"__salt__": salt_mods, "__opts__": opts},
+        guest_kernel: {"__salt__": salt_mods},
     }
 
 
@@ -36,7 +45,7 @@ def guest(tmp_path):
     kernel = tmp_path / "vmlinuz"
     kernel.write_bytes(b"kernel")
     return {"name": "g", "kernel": str(kernel), "nfs_server": "192.0.2.1", "nfs_root": "/xen",
-            "config_dir": str(tmp_path / "xen")}
+            "config_dir": str(tmp_path / "xen"), "check_kernel": False}
 
 
 def test_virtual_needs_the_module():
@@ -50,8 +59,11 @@ def test_a_crashed_domain_is_destroyed_and_booted(salt_mods, guest, tmp_path):
     salt_mods["xm.state"].return_value = "crashed"
     ret = xen_guest.running(**guest)
     assert ret["result"] is True
-    assert ret["comment"] == "Destroyed the crashed domain g and booted it again"
-    assert ret["changes"] == {"guest": {"old": "crashed", "new": "running"}}
+    assert ret["comment"] == (
+        "Destroyed the crashed domain g and booted it again; its console shows it on its NFS "
+        "root after 2.5 s: VFS: Mounted root (nfs filesystem) readonly")
+    assert ret["changes"] == {"guest": {"old": "crashed", "new": "running",
+                                        "evidence": MOUNTED["evidence"]}}
     salt_mods["xm.destroy"].assert_called_once_with("g", toolstack=None)
     salt_mods["xm.create"].assert_called_once_with(str(tmp_path / "xen" / "g.cfg"),
                                                    toolstack=None)
@@ -112,5 +124,127 @@ def test_mod_watch_only_acts_for_running(salt_mods, guest):
     assert xen_guest.configured(**guest)["result"] is True
     ret = xen_guest.mod_watch(sfun="running", **guest)
     assert ret["result"] is True
-    assert ret["comment"] == "Restarted g"
+    assert ret["comment"] == (
+        "Restarted g; its console shows it on its NFS root after 2.5 s: " + MOUNTED["evidence"])
     salt_mods["xm.shutdown"].assert_called_once_with("g", wait=True, timeout=60, toolstack=None)
+
+
+# --- proven boots ---------------------------------------------------------------------
+
+DEBIAN_CONFIG = DATA / "kernel" / "debian-6.1.0-50-amd64.config"
+PANIC = {"verdict": "failed", "evidence": "Kernel panic - not syncing: VFS: Unable to mount "
+         "root fs on unknown-block(0,255)", "lines": ["VFS: Cannot open root device \"nfs\"",
+                                                     "Kernel panic - not syncing: VFS: Unable "
+                                                     "to mount root fs on unknown-block(0,255)"],
+         "seconds": 4.0, "log": "/var/log/xen/console/guest-g.log"}
+
+
+@pytest.fixture
+def debian_kernel(tmp_path, guest):
+    """The Debian 12 kernel's name and config beside it (CONFIG_ROOT_NFS not set)."""
+    kernel = tmp_path / "boot" / "vmlinuz-6.1.0-50-amd64"
+    kernel.parent.mkdir()
+    kernel.write_bytes(b"not a bzImage")
+    shutil.copy(DEBIAN_CONFIG, kernel.parent / "config-6.1.0-50-amd64")
+    return dict(guest, kernel=str(kernel), check_kernel=True)
+
+
+@pytest.mark.parametrize("test", [False, True])
+def test_a_kernel_that_cannot_mount_an_nfs_root_is_refused(salt_mods, debian_kernel, tmp_path,
+                                                          test):
+    with patch.dict(xen_guest.__opts__, {"test": test}):
+        ret = xen_guest.running(**debian_kernel)
+    assert ret["result"] is False
+    assert ret["changes"] == {}
+    config = tmp_path / "boot" / "config-6.1.0-50-amd64"
+    assert (f"CONFIG_ROOT_NFS is not set in {config}: this kernel cannot mount its root over "
+            "NFS without an initramfs") in ret["comment"]
+    assert not (tmp_path / "xen").exists()
+    salt_mods["xm.create"].assert_not_called()
+
+
+def test_a_kernel_whose_config_is_unknown_is_booted_and_said_unchecked(salt_mods, guest):
+    ret = xen_guest.running(**dict(guest, check_kernel=True))
+    assert ret["result"] is True
+    assert "was not checked: its release is unknown" in ret["comment"]
+    salt_mods["xm.create"].assert_called_once()
+
+
+def test_a_failed_boot_is_reported_and_not_tried_again(salt_mods, guest, tmp_path):
+    salt_mods["guest_console.watch"].return_value = PANIC
+    ret = xen_guest.running(**guest)
+    assert ret["result"] is False
+    assert ret["changes"]["guest"]["new"] == "failed"
+    assert ret["comment"].startswith(
+        f"Created the config {tmp_path / 'xen' / 'g.cfg'} and booted g, but it failed to come "
+        "up on its NFS root: Kernel panic - not syncing")
+    assert 'VFS: Cannot open root device "nfs"' in ret["comment"]
+    again = xen_guest.running(**guest)
+    assert again["result"] is False
+    assert again["changes"] == {}
+    assert again["comment"].startswith("g failed to boot with this config and kernel (")
+    assert again["comment"].endswith(
+        "Not booting it again until its config, kernel or export changes (or retry: True)")
+    assert salt_mods["xm.create"].call_count == 1
+    salt_mods["guest_console.watch"].return_value = MOUNTED
+    retried = xen_guest.running(**dict(guest, retry=True))
+    assert retried["result"] is True
+    assert salt_mods["xm.create"].call_count == 2
+    assert guest_console.last_failure("g") is None
+
+
+def test_a_changed_config_is_booted_again_after_a_failure(salt_mods, guest):
+    salt_mods["guest_console.watch"].return_value = PANIC
+    xen_guest.running(**guest)
+    salt_mods["guest_console.watch"].return_value = MOUNTED
+    ret = xen_guest.running(**dict(guest, memory=512))
+    assert ret["result"] is True
+    assert salt_mods["xm.create"].call_count == 2
+
+
+def test_boot_timeout_zero_does_not_watch(salt_mods, guest):
+    ret = xen_guest.running(**dict(guest, boot_timeout=0))
+    assert ret["result"] is True
+    assert ret["comment"].endswith("booted g (not watched: boot_timeout is 0)")
+    salt_mods["guest_console.watch"].assert_not_called()
+
+
+@pytest.mark.parametrize(("verdict", "ending"), [
+    ({"verdict": "alive", "evidence": None, "lines": [], "seconds": 120.0, "log": "/l"},
+     "it still runs after 120.0 s but its console (/var/log/xen/console/guest-g.log) has not "
+     "shown its root mounted"),
+    ({"verdict": "unseen", "evidence": None, "lines": [], "seconds": 120.0, "log": "/l"},
+     "it still runs after 120.0 s; the root mount was not seen (no console log "
+     "/var/log/xen/console/guest-g.log: is xenconsoled logging guests?)"),
+])
+def test_a_boot_the_console_does_not_prove_says_so(salt_mods, guest, verdict, ending):
+    salt_mods["guest_console.watch"].return_value = verdict
+    ret = xen_guest.running(**guest)
+    assert ret["result"] is True
+    assert ret["comment"].endswith(ending)
+
+
+def test_the_watch_gets_the_console_from_its_size_at_create(salt_mods, guest, tmp_path):
+    console = tmp_path / "console"
+    console.mkdir()
+    (console / "guest-g.log").write_bytes(b"an earlier boot\n")
+    xen_guest.running(**dict(guest, console_dir=str(console), boot_timeout=30,
+                             boot_marker="GUEST-UP"))
+    salt_mods["guest_console.watch"].assert_called_once_with(
+        "g", str(console / "guest-g.log"), 16, timeout=30, marker="GUEST-UP", toolstack=None)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"boot_marker": "GUEST-UP ("}, "boot_marker: 'GUEST-UP (' is not a valid regular "
+                                     "expression"),
+    ({"boot_timeout": -1}, "boot_timeout: -1 is not a number of seconds >= 0"),
+    ({"on_crash": "explode"}, "on_crash: 'explode' must be one of destroy, restart, preserve"),
+    ({"console_dir": "var/log"}, "console_dir: 'var/log' is not a normalised absolute path"),
+])
+def test_bad_boot_settings_change_nothing(salt_mods, guest, tmp_path, changes, message):
+    ret = xen_guest.running(**dict(guest, **changes))
+    assert ret["result"] is False
+    assert ret["comment"].startswith(message)
+    assert ret["changes"] == {}
+    assert not (tmp_path / "xen").exists()
+    salt_mods["xm.create"].assert_not_called()
