@@ -5,7 +5,9 @@
 # 3008.5 and 3007.17 need a newer certifi than the package index here holds.
 SALT_RELEASES=(3008.4 3007.16)
 # zstd and lz4: guest kernels and initramfs images compressed with them (guest_kernel).
-TEST_DEBIAN_PACKAGES=(nfs-kernel-server zstd lz4)
+# openssh-server and openssh-client: the migration trust's sshd, ssh and ssh-keygen
+# (tests/functional/states/test_xen_migrate.py).
+TEST_DEBIAN_PACKAGES=(nfs-kernel-server zstd lz4 openssh-server openssh-client)
 # The QEMU Xen lab (lab/run, the end-to-end test).
 LAB_DEBIAN_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs)
 CACHE_DIR=${XEN_NFSROOT_CACHE:-/var/cache/xen-nfsroot}

@@ -2,8 +2,9 @@
 
 ``pip install`` of this project registers :func:`loader_dirs` under the
 ``salt.loader`` entry point group, so every Salt process on the machine loads
-the ``exportfs``, ``xm`` and ``xen_nfsroot`` execution modules and the
-``nfs_export``, ``domu_fstab`` and ``xen_guest`` states without
+every execution module of ``_modules`` (``exportfs``, ``xm``, ``xen_nfsroot``,
+``xen_migrate``, ...) and every state of ``_states`` (``nfs_export``,
+``domu_fstab``, ``xen_guest``, ``xen_migrate``, ...) without
 ``saltutil.sync_all``.
 """
 

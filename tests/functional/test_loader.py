@@ -4,8 +4,8 @@ import pathlib
 import subprocess
 import sys
 
-MODULES = ("domu_fstab", "exportfs", "guest_kernel", "nfsroot_files", "xen_config",
-           "xen_nfsroot")
+MODULES = ("domu_fstab", "exportfs", "guest_console", "guest_kernel", "nfsroot_files",
+           "xen_config", "xen_migrate", "xen_nfsroot")
 STATES = ("domu_fstab.nfs_root", "domu_root.populated", "nfs_export.present")
 
 

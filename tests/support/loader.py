@@ -10,12 +10,13 @@ from xen_nfsroot.modules import (
     guest_kernel,
     nfsroot_files,
     xen_config,
+    xen_migrate,
     xen_nfsroot,
     xm,
 )
 
 MODULES = (domu_fstab, exportfs, guest_console, guest_kernel, nfsroot_files, xen_config,
-           xen_nfsroot, xm)
+           xen_migrate, xen_nfsroot, xm)
 
 
 def functions(*modules):
