@@ -131,6 +131,20 @@ def _fstab(value, field):
     return __salt__["domu_fstab.check_nfs_root"](value or {}, field)
 
 
+def _dom0s(value, field):
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        raise SaltInvocationError(f"{field}: {value!r} is not a non-empty list of minion ids")
+    seen = []
+    for item in value:
+        _minion_id(item, field)
+        if item in seen:
+            raise SaltInvocationError(f"{field}: {item!r} is listed twice in {value!r}")
+        seen.append(item)
+    return seen
+
+
 def _names(value, field):
     if value is None:
         return None
@@ -155,6 +169,7 @@ _LOCAL_CHECKS = {
     "options": _options,
     "fstab": _fstab,
     "archive": _archive,
+    "dom0s": _dom0s,
 }
 
 
@@ -179,7 +194,10 @@ FIELDS = {
                       "the guest's root directory on the NFS server"),
     "export_clients": Field(REQUIRED, "clients", ((_EXPORT, "clients"),),
                             "who may mount it: host, IP, CIDR, @netgroup, wildcard"),
-    "dom0": Field(REQUIRED, "minion_id", (), "minion id running the guest"),
+    "dom0": Field(REQUIRED, "minion_id", (), "minion id running the guest: its home, where it "
+                  "is booted when it runs on none of its dom0s"),
+    "dom0s": Field(None, "dom0s", (), "every dom0 that may run the guest, its home among them "
+                   "(null: [dom0]); each gets its kernel and config, it runs on one at a time"),
     "kernel": Field(REQUIRED, "xen_config.check_path", ((_GUEST, "kernel"),),
                     "the guest's kernel on the dom0"),
     "export_options": Field(["rw", "no_root_squash", "async", "no_subtree_check"], "options",
@@ -411,9 +429,19 @@ def _validate_guest(name, raw, defaults, fields):
             guest[key] = _check_field(key, field, value)
         except (SaltInvocationError, CommandExecutionError) as err:
             raise PillarError(f"xen_nfsroot pillar: {where}: {err}") from None
+    _check_home(where, guest)
     guest["states"] = _state_args(guest, fields)
     _check_states(where, guest)
     return guest
+
+
+def _check_home(where, guest):
+    """The home dom0 is one of the guest's dom0s (alone when none are listed)."""
+    if guest["dom0s"] is None:
+        guest["dom0s"] = [guest["dom0"]]
+    elif guest["dom0"] not in guest["dom0s"]:
+        _fail(where, "dom0s", f"does not hold the guest's home dom0 {guest['dom0']!r}",
+              guest["dom0s"])
 
 
 def _check_states(where, guest):
@@ -515,7 +543,11 @@ def dom0_settings(pillar=None):
     Return the dom0 side's settings (``xen_nfsroot:dom0``), defaults merged:
     ``console_logging`` (xenconsoled logs guest consoles, for the boot
     checks), ``console_dir`` and ``xen_settings_file`` (the file the Xen init
-    script sources).
+    script sources), ``addresses`` (``{minion id: address}``: where a dom0 is
+    reached for a live migration, and where its migrations come from; a
+    dom0 not listed is reached by its minion id), and the migration trust's
+    files: ``migrate_key``, ``authorized_keys``, ``known_hosts``,
+    ``migrate_wrapper`` (the forced command of the peers' keys).
 
     CLI Example:
 
@@ -528,20 +560,52 @@ def dom0_settings(pillar=None):
     if not isinstance(dom0, dict):
         _fail("dom0", "dom0", "expected a mapping", dom0)
     defaults = {"console_logging": True, "console_dir": "/var/log/xen/console",
-                "xen_settings_file": "/etc/default/xen"}
+                "xen_settings_file": "/etc/default/xen", "addresses": {},
+                "migrate_key": "/etc/xen-nfsroot/migrate_key",
+                "authorized_keys": "/root/.ssh/authorized_keys",
+                "known_hosts": "/etc/xen-nfsroot/known_hosts",
+                "migrate_wrapper": "/usr/local/sbin/xen-nfsroot-migrate-receive"}
     unknown = sorted(set(dom0) - set(defaults))
     if unknown:
         _fail("dom0", unknown[0], "unknown key", dom0[unknown[0]])
     merged = dict(defaults, **dom0)
     checks = {"console_logging": _switch,
               "console_dir": __salt__["guest_console.check_console_dir"],
-              "xen_settings_file": __salt__["guest_console.check_console_dir"]}
+              "xen_settings_file": __salt__["guest_console.check_console_dir"],
+              "addresses": _addresses,
+              **dict.fromkeys(("migrate_key", "authorized_keys", "known_hosts",
+                               "migrate_wrapper"), __salt__["xen_migrate.check_path"])}
     for key, check in checks.items():
         try:
             merged[key] = check(merged[key], key)
         except (SaltInvocationError, CommandExecutionError) as err:
             raise PillarError(f"xen_nfsroot pillar: dom0: {err}") from None
     return merged
+
+
+def _addresses(value, field):
+    if not isinstance(value, dict):
+        raise SaltInvocationError(f"{field}: {value!r} is not a mapping of minion id to address")
+    checked = {}
+    for minion_id, address in value.items():
+        _minion_id(minion_id, field)
+        checked[minion_id] = __salt__["xen_migrate.check_address"](address, f"{field}:{minion_id}")
+    return checked
+
+
+def dom0_address(minion_id, pillar=None):
+    """
+    Where the dom0 ``minion_id`` is reached for a live migration (and where
+    its migrations come from): ``dom0:addresses`` of the pillar, else the
+    minion id.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt dom0-a xen_nfsroot.dom0_address dom0-b
+    """
+    return dom0_settings(pillar)["addresses"].get(minion_id, minion_id)
 
 
 # ---------------------------------------------------------------------------
@@ -572,7 +636,8 @@ def guests(role=None, minion_id=None, **selection):
 
     role
         ``server``: the guests whose root this minion exports (``nfs_server``);
-        ``dom0``: the guests this minion runs (``dom0``); omitted: every guest.
+        ``dom0``: the guests this minion may run (one of their ``dom0s``);
+        omitted: every guest.
 
     minion_id
         Select for this minion id instead of the local one (orchestration).
@@ -597,8 +662,9 @@ def guests(role=None, minion_id=None, **selection):
     if role is None:
         return every
     minion_id = minion_id or __opts__["id"]
-    field = "nfs_server" if role == "server" else "dom0"
-    return {name: guest for name, guest in every.items() if guest[field] == minion_id}
+    if role == "server":
+        return {name: guest for name, guest in every.items() if guest["nfs_server"] == minion_id}
+    return {name: guest for name, guest in every.items() if minion_id in guest["dom0s"]}
 
 
 def guest(name):
@@ -632,9 +698,128 @@ def roles(minion_id=None):
     found = []
     if any(g["nfs_server"] == minion_id for g in every):
         found.append("server")
-    if any(g["dom0"] == minion_id for g in every):
+    if any(minion_id in g["dom0s"] for g in every):
         found.append("dom0")
     return found
+
+
+# ---------------------------------------------------------------------------
+# Live migrations: where each guest runs, asked of its dom0s
+# ---------------------------------------------------------------------------
+
+_TRANSIENT = ("--incoming", "--migratedaway")
+_LIVE = ("running", "blocked", "paused", "dying")
+
+
+def ask_dom0s(dom0s, timeout=60):
+    """
+    Ask dom0s directly (from the master: ``saltutil.cmd``) for their domains
+    and toolstack: ``{minion id: {"domains": {...}, "toolstack": "xl"}}``.
+    A dom0 that does not answer, or answers with an error, is an error naming
+    it: nothing may move or boot on a partial view.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run salt.cmd xen_nfsroot.ask_dom0s '[dom0-a, dom0-b]'
+    """
+    dom0s = list(dom0s)
+    answers = {}
+    for fun, kwarg, key in (("xm.list_domains", {"fresh": True}, "domains"),
+                            ("xm.toolstack", {}, "toolstack")):
+        returned = __salt__["saltutil.cmd"](tgt=dom0s, fun=fun, tgt_type="list", kwarg=kwarg,
+                                            timeout=timeout)
+        for dom0 in dom0s:
+            answer = (returned or {}).get(dom0)
+            value = answer.get("ret") if isinstance(answer, dict) else None
+            wanted = dict if key == "domains" else str
+            if not isinstance(value, wanted) or answer.get("retcode", 0) != 0:
+                raise CommandExecutionError(
+                    f"dom0 {dom0} did not answer {fun}"
+                    + (f": {value}" if isinstance(value, str) else "")
+                    + ": nothing moves")
+            answers.setdefault(dom0, {})[key] = value
+    return answers
+
+
+def _running_on(name, answers):
+    """(dom0s where the guest runs, {dom0: its xl migrate names there})."""
+    live, transient = [], {}
+    for dom0, answer in answers.items():
+        domains = answer["domains"]
+        if isinstance(domains.get(name), dict) and domains[name].get("state") in _LIVE:
+            live.append(dom0)
+        names = [name + suffix for suffix in _TRANSIENT if name + suffix in domains]
+        if names:
+            transient[dom0] = names
+    return live, transient
+
+
+def _move(name, guest, to, answers):
+    """One move of a guest to ``to``, checked against what its dom0s said."""
+    live, transient = _running_on(name, answers)
+    if transient:
+        shown = "; ".join(f"{', '.join(names)} on {dom0}" for dom0, names in transient.items())
+        raise SaltInvocationError(f"guest: {name} is being migrated or a migration of it "
+                                  f"failed ({shown}): nothing moves")
+    if len(live) != 1:
+        raise SaltInvocationError(
+            f"guest: {name} runs on {' and '.join(live)}: nothing moves" if live else
+            f"guest: {name} runs on none of its dom0s ({', '.join(guest['dom0s'])}): "
+            "nothing to migrate")
+    (source,) = live
+    if source == to:
+        raise SaltInvocationError(f"to: {name} already runs on {to}")
+    if answers[source]["toolstack"] != answers[to]["toolstack"]:
+        raise SaltInvocationError(
+            f"to: {to} runs {answers[to]['toolstack']}, {source} runs "
+            f"{answers[source]['toolstack']}: a live migration needs one toolstack")
+    return {"guest": name, "from": source, "to": to}
+
+
+def migration_plan(guest=None, to=None, evacuate=None):
+    """
+    The moves a migration orchestration makes, ``[{guest, from, to}]``, checked
+    against what the dom0s themselves say (:func:`ask_dom0s`): ``guest`` to
+    ``to``, or every guest running on the dom0 ``evacuate`` to another of its
+    dom0s (its home when that is not the evacuated dom0, else the next in
+    ``dom0s``). Bad input is an error naming the field and the value.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run salt.cmd xen_nfsroot.migration_plan guest=XenGuest to=dom0-b
+        salt-run salt.cmd xen_nfsroot.migration_plan evacuate=dom0-a
+    """
+    every = validate()
+    if evacuate is not None:
+        if guest is not None or to is not None:
+            raise SaltInvocationError("evacuate: give either evacuate or guest and to, not both")
+        _minion_id(evacuate, "evacuate")
+        mine = {name: g for name, g in every.items()
+                if evacuate in g["dom0s"] and len(g["dom0s"]) > 1 and not g["absent"]}
+        answers = ask_dom0s(sorted({d for g in mine.values() for d in g["dom0s"]})) if mine else {}
+        moves = []
+        for name, g in mine.items():
+            live, transient = _running_on(name, answers)
+            if evacuate not in live and evacuate not in transient:
+                continue
+            target = g["dom0"] if g["dom0"] != evacuate else next(
+                d for d in g["dom0s"] if d != evacuate)
+            moves.append(_move(name, g, target, answers))
+        if not moves:
+            raise SaltInvocationError(f"evacuate: no guest with another dom0 runs on "
+                                      f"{evacuate!r}: nothing to move")
+        return moves
+    if not isinstance(guest, str) or guest not in every:
+        raise SaltInvocationError(f"guest: {guest!r} is not a guest of the pillar")
+    g = every[guest]
+    if not isinstance(to, str) or to not in g["dom0s"]:
+        raise SaltInvocationError(
+            f"to: {to!r} is not one of the dom0s of {guest} ({', '.join(g['dom0s'])})")
+    return [_move(guest, g, to, ask_dom0s(g["dom0s"]))]
 
 
 # ---------------------------------------------------------------------------
@@ -713,10 +898,53 @@ def _console_state(high, dom0):
 
 
 _BOOT_ONLY = ("restart_on_change", "boot_timeout", "boot_marker")
+MIGRATE_KEY = "xen_nfsroot-migrate-key"
+MIGRATE_TRUST = "xen_nfsroot-migrate-trust"
+
+
+def migration_peers(minion_id=None):
+    """
+    The other dom0s this dom0 shares a guest with (over every guest of the
+    pillar, not a selection: trust is never narrowed by one guest's run),
+    ``{minion id: address}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt dom0-a xen_nfsroot.migration_peers
+    """
+    minion_id = minion_id or __opts__["id"]
+    peers = set()
+    for guest in validate().values():
+        if minion_id in guest["dom0s"] and not guest["absent"]:
+            peers.update(other for other in guest["dom0s"] if other != minion_id)
+    return {peer: dom0_address(peer) for peer in sorted(peers)}
+
+
+def _trust_states(high, minion_id):
+    """The migration key and the trust of the peers (dom0s sharing a guest)."""
+    peers = migration_peers(minion_id)
+    if not peers:
+        return []
+    dom0 = dom0_settings()
+    high.update(_key_data(dom0))
+    high[MIGRATE_TRUST] = {"xen_migrate.trusted": [
+        {"name": dom0["authorized_keys"]}, {"peers": peers},
+        {"known_hosts": dom0["known_hosts"]}, {"wrapper": dom0["migrate_wrapper"]},
+        {"require": [{"xen_migrate": MIGRATE_KEY}]}]}
+    return [{"xen_migrate": MIGRATE_TRUST}]
+
+
+def _key_data(dom0):
+    return {MIGRATE_KEY: {"xen_migrate.key": [{"name": dom0["migrate_key"]}]}}
 
 
 def _dom0_data(selected, options, minion_id):
-    """options: boot (asked by name), retry (a failed boot)."""
+    """options: boot (asked by name), retry (a failed boot). A guest is booted
+    only on its home dom0, and only where it runs on none of its other dom0s
+    (``other_dom0s``); on its other dom0s it is configured, ready to receive
+    a migration."""
     high = {}
     if any(guest["nfs_server"] == minion_id for guest in selected.values()):
         # The NFS server is this minion too: its exports first.
@@ -736,9 +964,13 @@ def _dom0_data(selected, options, minion_id):
         high.update(files)
         if guest["nfs_server"] == minion_id:
             require.append({"nfs_export": "xen_nfsroot-exports-applied"})
-        running = guest["autostart"] or options["boot"]
+        others = [other for other in guest["dom0s"] if other != minion_id]
+        if others and MIGRATE_TRUST not in high:
+            _trust_states(high, minion_id)
+        running = guest["dom0"] == minion_id and (guest["autostart"] or options["boot"])
         if running:
-            args.update(console_dir=dom0["console_dir"], retry=options["retry"] or None)
+            args.update(console_dir=dom0["console_dir"], retry=options["retry"] or None,
+                        other_dom0s=others or None)
             require += console
         else:
             for key in _BOOT_ONLY:
@@ -765,7 +997,30 @@ def _mounted_data(selected):
     }
 
 
-def state_data(role, boot=False, retry=False, **selection):
+def _migrate_data(selected, migration, minion_id):
+    """xen_guest.migrated on the source, xen_guest.received on the target."""
+    high = {}
+    for name, guest in selected.items():
+        source, target = migration.get("from"), migration.get("to")
+        others = [other for other in guest["dom0s"] if other != minion_id]
+        state_id = f"xen_nfsroot-migrate-{name}"
+        if minion_id == source:
+            dom0 = dom0_settings()
+            ssh = __salt__["xen_migrate.ssh_command"](key=dom0["migrate_key"],
+                                                      known_hosts=dom0["known_hosts"])
+            args = {"name": name, "to": target, "address": dom0_address(target),
+                    "ssh_command": ssh,
+                    "dom0s": guest["dom0s"], "other_dom0s": others,
+                    "toolstack": guest["states"][_GUEST].get("toolstack")}
+            high[state_id] = {"xen_guest.migrated": _args(args)}
+        elif minion_id == target:
+            args = {"name": name, "source": source, "other_dom0s": others,
+                    "toolstack": guest["states"][_GUEST].get("toolstack")}
+            high[state_id] = {"xen_guest.received": _args(args)}
+    return high
+
+
+def state_data(role, boot=False, retry=False, migration=None, **selection):
     """
     The complete state data (high data: IDs, states, arguments, requisites)
     that ``xen_nfsroot/server.sls``, ``dom0.sls`` or ``mounted.sls`` applies
@@ -778,6 +1033,10 @@ def state_data(role, boot=False, retry=False, **selection):
         this minion runs, its kernel and ramdisk files and its ``xen_guest``
         state. ``mounted``: for each guest this minion exports, the server's
         confirmation that the guest mounted its root (``nfs_export.mounted``).
+        ``migrate``: ``xen_guest.migrated`` of the selected guest on the
+        dom0 ``migration["from"]``, ``xen_guest.received`` on
+        ``migration["to"]`` (``xen_nfsroot/migrate.sls``). ``migrate_key``:
+        this dom0's migration key (``xen_nfsroot/migrate_key.sls``).
     boot
         Boot the selected guests even without ``autostart`` (the
         orchestration asks for it for a guest named in its pillar).
@@ -792,13 +1051,20 @@ def state_data(role, boot=False, retry=False, **selection):
 
         salt nfs1 xen_nfsroot.state_data server
     """
-    if role not in (*ROLES, "mounted"):
-        raise SaltInvocationError(f"role: expected server, dom0 or mounted, got {role!r}")
-    selected = guests("server" if role == "mounted" else role, **selection)
+    if role == "migrate_key":
+        return _key_data(dom0_settings())
+    if role not in (*ROLES, "mounted", "migrate"):
+        raise SaltInvocationError(
+            f"role: expected server, dom0, mounted, migrate or migrate_key, got {role!r}")
+    selected = guests({"mounted": "server", "migrate": "dom0"}.get(role, role), **selection)
     if not selected:
         return {}
     if role == "server":
         return _server_data(selected)
     if role == "mounted":
         return _mounted_data(selected)
+    if role == "migrate":
+        if not isinstance(migration, dict):
+            raise SaltInvocationError(f"migration: {migration!r} is not {{from, to}}")
+        return _migrate_data(selected, migration, __opts__["id"])
     return _dom0_data(selected, {"boot": boot is True, "retry": retry is True}, __opts__["id"])

@@ -33,6 +33,7 @@ import difflib
 import hashlib
 import inspect
 import os
+import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -203,10 +204,9 @@ def _apply_running(name, kernel, settings, options, force_restart=False):
     config = _config_change(path, current, wanted)
     ret["changes"], future, past, note = _plan(name, domain_state, config, options,
                                                force_restart)
-    if not ret["changes"]:
-        shown = "running" if domain_state == "blocked" else domain_state
-        ret["comment"] = f"{name} is {shown} with the config {path}"
-        return ret
+    elsewhere = _elsewhere(name, domain_state, options, "guest" in ret["changes"])
+    if elsewhere is not None or not ret["changes"]:
+        return _settled(name, elsewhere, (path, wanted, config, domain_state), ret)
     fingerprint = _fingerprint(wanted, kernel, settings.get("ramdisk"))
     refused = _before_acting(name, (kernel, settings, fingerprint), options, ret)
     if refused:
@@ -230,7 +230,135 @@ def _apply_running(name, kernel, settings, options, force_restart=False):
     ret["comment"] = _sentence(" and ".join(past) + note) + kernel_note
     if console is not None:
         _prove(name, console, options, ret, fingerprint)
+    if options.get("other_dom0s") and "guest" in ret["changes"]:
+        _publish(ret)
     return ret
+
+
+# ---------------------------------------------------------------------------
+# Never two instances: where the guest runs across its dom0s
+# ---------------------------------------------------------------------------
+
+MINE_FUNCTION = "xm.list_domains"
+TRANSIENT = ("--incoming", "--migratedaway")
+
+
+def _mined(others):
+    """The other dom0s' domain lists from the mine, once per run:
+    ``{minion id: {name: domain}}`` (a dom0 with no mine data is missing)."""
+    if not others:
+        return {}
+    key = ("xen_guest.mined", tuple(sorted(others)))
+    if key not in __context__:
+        mined = __salt__["mine.get"](tgt=list(others), fun=MINE_FUNCTION, tgt_type="list")
+        __context__[key] = {minion: data for minion, data in (mined or {}).items()
+                            if minion in others and isinstance(data, dict)}
+    return __context__[key]
+
+
+def _whereabouts(name, listing):
+    """(live: the guest runs there, transient: its xl migrate names there)."""
+    domain = listing.get(name)
+    live = isinstance(domain, dict) and domain.get("state") in (*LIVE, "dying")
+    transient = sorted(name + suffix for suffix in TRANSIENT if name + suffix in listing)
+    return live, transient
+
+
+def where(name, others, toolstack=None):
+    """Where ``name`` runs: ``{"here": bool, "there": [dom0s], "transient":
+    {dom0 or "here": [names]}, "missing": [dom0s without mine data]}``."""
+    here_live, here_transient = _whereabouts(
+        name, __salt__["xm.list_domains"](toolstack=toolstack))
+    found = {"here": here_live, "there": [], "transient": {}, "missing": []}
+    if here_transient:
+        found["transient"]["here"] = here_transient
+    mined = _mined(others)
+    for other in others:
+        if other not in mined:
+            found["missing"].append(other)
+            continue
+        live, transient = _whereabouts(name, mined[other])
+        if live:
+            found["there"].append(other)
+        if transient:
+            found["transient"][other] = transient
+    return found
+
+
+def _elsewhere(name, domain_state, options, booting):
+    """None when this dom0 may go on; else why not: a dict from :func:`where`
+    (runs on another dom0, on two, a migration's names, a silent dom0)."""
+    others = options.get("other_dom0s") or []
+    if not others:
+        return None
+    found = where(name, others, options["toolstack"])
+    if found["transient"] or found["there"]:
+        return found
+    if found["missing"] and booting and domain_state not in LIVE:
+        return found
+    return None
+
+
+def _transient_text(transient):
+    return "; ".join(f"{', '.join(names)} on {'this dom0' if where_ == 'here' else where_}"
+                     for where_, names in sorted(transient.items()))
+
+
+def _settled(name, found, plan, ret):
+    """The return when nothing is to be booted here: the guest runs here with
+    its config, or runs (or may run) on another of its dom0s (``found``)."""
+    path, wanted, config, domain_state = plan
+    if found is None:
+        shown = "running" if domain_state == "blocked" else domain_state
+        ret["comment"] = f"{name} is {shown} with the config {path}"
+        return ret
+    ret["changes"] = {}
+    refusal = _refusal(name, found)
+    if refusal:
+        return dict(ret, result=False, comment=refusal)
+    (there,) = found["there"]
+    comment = f"{name} runs on {there}: not booted here"
+    if config:
+        if __opts__["test"]:
+            ret["result"] = None
+            ret["changes"]["config"] = config
+            ret["comment"] = f"{comment}; would {config['action'][:-1]} the config {path}"
+            return ret
+        try:
+            __salt__["xen_config.write_config"](path, wanted)
+        except ERRORS as err:
+            return dict(ret, result=False, comment=f"{comment}; could not write {path}: {err}")
+        ret["changes"]["config"] = config
+        comment += f"; {config['action']} the config {path}"
+    ret["comment"] = comment
+    return ret
+
+
+def _refusal(name, found):
+    """Why the guest must not be booted here, or None when it runs, alone,
+    on one other dom0."""
+    if found["transient"]:
+        return (f"{name} is being migrated or a migration of it failed "
+                f"({_transient_text(found['transient'])}): not booted, nothing destroyed; "
+                "finish or clean up the migration first")
+    if found["there"] and (found["here"] or len(found["there"]) > 1):
+        running = ([__opts__["id"]] if found["here"] else []) + found["there"]
+        return (f"{name} runs on two dom0s at once: {' and '.join(running)}; nothing changed: "
+                "stop one of them (two kernels writing one NFS root destroy it)")
+    if not found["there"]:
+        return (f"Cannot tell whether {name} runs on {', '.join(found['missing'])} (no domain "
+                "list in the mine: is that dom0 up and publishing xm.list_domains?): not "
+                "booted")
+    return None
+
+
+def _publish(ret):
+    """The mine's copy of this dom0's domains, fresh after a change (the
+    other dom0s read it before they boot)."""
+    try:
+        __salt__["mine.send"](MINE_FUNCTION, fresh=True)
+    except Exception as err:  # the change is made: say the mine is stale
+        ret["comment"] += f" (the mine could not be updated: {err})"
 
 
 # ---------------------------------------------------------------------------
@@ -324,7 +452,7 @@ def _prove(name, console, options, ret, fingerprint):
 def running(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
     name, kernel, config_dir=None, toolstack=None, restart_on_change=False,
     shutdown_timeout=60, check_kernel=True, boot_timeout=None, boot_marker=None,
-    console_dir=None, retry=False, **settings,
+    console_dir=None, retry=False, other_dom0s=None, **settings,
 ):
     """
     The guest's config file is as wanted and the guest is running, on its
@@ -364,6 +492,15 @@ def running(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
         Boot a guest whose last boot with this config and kernel failed
         (otherwise such a guest is not booted again until its config, kernel
         or export changes: the state reports the last failure).
+    other_dom0s
+        The guest's other dom0s (minion ids): it is booted here only when it
+        runs on none of them, as their ``xm.list_domains`` in the Salt mine
+        says. Running on one of them: ``result: True``, no boot, the comment
+        names it (the config is still written). Running here and there, or
+        ``xl migrate``'s ``NAME--incoming``/``NAME--migratedaway`` anywhere:
+        ``result: False``, nothing changed. A dom0 missing from the mine
+        fails a boot. After a boot or restart this dom0's mine entry is sent
+        again.
     settings
         The guest's settings (``memory``, ``vcpus``, ``ramdisk``, ``network``:
         ``dhcp`` (default), ``off`` or ``{address, netmask, gateway, hostname,
@@ -383,7 +520,7 @@ def running(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
 
 
 _OPTIONS = ("config_dir", "toolstack", "restart_on_change", "shutdown_timeout", "check_kernel",
-            "boot_timeout", "boot_marker", "console_dir", "retry")
+            "boot_timeout", "boot_marker", "console_dir", "retry", "other_dom0s")
 
 
 def _checked_options(options):
@@ -395,6 +532,14 @@ def _checked_options(options):
     options["boot_marker"] = __salt__["guest_console.check_boot_marker"](options["boot_marker"])
     if options["console_dir"] is not None:
         __salt__["guest_console.check_console_dir"](options["console_dir"])
+    others = options["other_dom0s"]
+    if others is not None and (isinstance(others, str) or not isinstance(others, (list, tuple))
+                               or not all(isinstance(o, str) and o for o in others)):
+        raise SaltInvocationError(f"other_dom0s: {others!r} is not a list of minion ids")
+    if others is not None and __opts__["id"] in others:
+        raise SaltInvocationError(f"other_dom0s: {others!r} holds this dom0 "
+                                  f"({__opts__['id']}) itself")
+    options["other_dom0s"] = list(others or [])
     return options
 
 
@@ -545,3 +690,154 @@ def mod_watch(name, sfun=None, **kwargs):
     except SaltInvocationError as err:
         return dict(_ret(name), result=False, comment=str(err))
     return _apply_running(name, kwargs.get("kernel"), settings, options, force_restart=True)
+
+
+# ---------------------------------------------------------------------------
+# Live migration
+# ---------------------------------------------------------------------------
+
+
+def _migration_refusal(name, to, dom0s, found):
+    """Why a migration of ``name`` from here to ``to`` must not start, or None."""
+    me = __opts__["id"]
+    if dom0s and to not in dom0s:
+        return f"to: {to!r} is not one of the dom0s of {name} ({', '.join(dom0s)})"
+    if to == me:
+        return f"to: {to!r} is this dom0: {name} would migrate onto itself"
+    if found["transient"]:
+        return (f"{name} is being migrated or a migration of it failed "
+                f"({_transient_text(found['transient'])})")
+    if not found["here"]:
+        there = f" (it runs on {', '.join(found['there'])})" if found["there"] else ""
+        return f"{name} does not run on this dom0 ({me}){there}"
+    if found["there"]:
+        return (f"{name} runs on two dom0s at once: {me} and {' and '.join(found['there'])}; "
+                "not migrating it")
+    return None
+
+
+def _before_migrating(name, to, dom0s, toolstack, ret):
+    """The return of a migration that must not (or need not) start, or None.
+    dom0s: (every dom0 of the guest, the others than this one)."""
+    every, others = dom0s
+    others = list(others or ([to] if to else []))
+    try:
+        __salt__["xen_config.check_name"](name)
+        if not isinstance(to, str) or not to:
+            raise SaltInvocationError(f"to: {to!r} is not a minion id")
+        found = where(name, others, toolstack)
+    except ERRORS as err:
+        return dict(ret, result=False, comment=str(err))
+    if not found["here"] and found["there"] == [to] and not found["transient"]:
+        return dict(ret, comment=f"{name} already runs on {to}")
+    refusal = _migration_refusal(name, to, every, found)
+    if refusal:
+        return dict(ret, result=False, comment=refusal + ": nothing moved")
+    return None
+
+
+def migrated(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
+    name, to, address=None, dom0s=None, other_dom0s=None, toolstack=None, timeout=None,
+    ssh_command=None,
+):
+    """
+    Move the running guest live from this dom0 to the dom0 ``to``
+    (``xl migrate``; its NFS root stays mounted: same server, same export).
+
+    Checked before anything moves: ``to`` is one of ``dom0s``, the guest runs
+    here, once (not on any of ``other_dom0s`` by the mine, no ``NAME--incoming``
+    or ``NAME--migratedaway`` anywhere). After: neither ``NAME`` nor
+    ``NAME--migratedaway`` is left here, and the mine is sent again. A guest
+    that already runs on ``to`` (and not here) is the state already reached.
+
+    name
+        The guest (domain) name.
+    to
+        The target dom0's minion id.
+    address
+        Where ``to`` is reached (default: ``to``).
+    dom0s
+        Every dom0 of the guest (``to`` must be one).
+    other_dom0s
+        The guest's dom0s other than this one (``to`` included), asked
+        through the mine.
+    toolstack
+        ``auto`` (default), ``xl`` or ``xm``.
+    timeout
+        Seconds before the migration is abandoned (default: none).
+    ssh_command
+        The ssh command xl runs (default: ``xen_migrate.ssh_command()``, the
+        formula's migration key and known hosts).
+    """
+    ret = _ret(name)
+    early = _before_migrating(name, to, (dom0s, other_dom0s), toolstack, ret)
+    if early is not None:
+        return early
+    host = address or to
+    ret["changes"] = {"guest": {"old": __opts__["id"], "new": to}}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"Would migrate {name} live to {to} ({host})"
+        return ret
+    try:
+        if ssh_command is None and "xen_migrate.ssh_command" in __salt__:
+            ssh_command = __salt__["xen_migrate.ssh_command"]()
+        start = time.monotonic()
+        __salt__["xm.migrate"](name, host, ssh_command=ssh_command, timeout=timeout,
+                               toolstack=toolstack)
+    except ERRORS as err:
+        ret["changes"] = {}
+        ret["result"] = False
+        left = _leftovers(name, toolstack)
+        ret["comment"] = f"The migration of {name} to {to} failed: {err}" + (
+            f"; left on this dom0: {', '.join(left)} (not destroyed: see which instance runs)"
+            if left else "")
+        _publish(ret)
+        return ret
+    seconds = round(time.monotonic() - start, 1)
+    ret["changes"]["seconds"] = seconds
+    left = _leftovers(name, toolstack)
+    _publish(ret)
+    if left:
+        ret["result"] = False
+        ret["comment"] = (f"xl migrate of {name} to {to} returned after {seconds} s, but this "
+                          f"dom0 still has {', '.join(left)}: not destroyed")
+        return ret
+    ret["comment"] = f"Migrated {name} live to {to} ({host}) in {seconds} s" + ret["comment"]
+    return ret
+
+
+def _leftovers(name, toolstack):
+    listing = __salt__["xm.list_domains"](toolstack=toolstack, fresh=True)
+    return [n for n in (name, name + "--migratedaway") if n in listing]
+
+
+def received(name, source=None, other_dom0s=None, toolstack=None):
+    """
+    The guest arrived here by a migration and runs under its own name: no
+    ``NAME--incoming`` left, and it runs on none of ``other_dom0s`` by the
+    mine (sent again by each dom0 after its migration). Changes nothing; the
+    mine's copy of this dom0 is sent again.
+    """
+    ret = _ret(name)
+    try:
+        __salt__["xen_config.check_name"](name)
+        listing = __salt__["xm.list_domains"](toolstack=toolstack, fresh=True)
+        found = where(name, [o for o in other_dom0s or [] if o != __opts__["id"]], toolstack)
+    except ERRORS as err:
+        return dict(ret, result=False, comment=str(err))
+    domain = listing.get(name)
+    if found["transient"]:
+        return dict(ret, result=False, comment=(
+            f"{name} is not settled here: {_transient_text(found['transient'])}"))
+    if not isinstance(domain, dict) or domain.get("state") not in LIVE:
+        state = domain.get("state") if isinstance(domain, dict) else "absent"
+        return dict(ret, result=False, comment=f"{name} does not run on this dom0 ({state})")
+    if found["there"]:
+        return dict(ret, result=False, comment=(
+            f"{name} runs here and on {' and '.join(found['there'])}"))
+    ret["comment"] = f"{name} runs on this dom0 ({__opts__['id']})" + (
+        f", arrived from {source}" if source else "")
+    if not __opts__["test"]:
+        _publish(ret)
+    return ret

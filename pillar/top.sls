@@ -4,3 +4,6 @@
 base:
   '*':
     - xen_nfsroot
+  # The dom0s publish their domains and migration keys through the mine.
+  'dom0-*':
+    - xen_nfsroot_mine

@@ -14,7 +14,8 @@ xen_nfsroot:
       nfs_server_address: 192.0.2.1
       nfs_root: /xen
       export_clients: [192.0.2.10]
-      dom0: dom0-a
+      dom0: dom0-a                 # its home
+      dom0s: [dom0-a, dom0-b]      # where it may run (and be migrated to)
       kernel: /boot/vmlinuz-2.6.18-53.1.14.el5.myxen
       network: dhcp
       vif: ['']

@@ -1,6 +1,8 @@
 {#- Orchestration: for every guest, its export on the NFS server first, then
     its boot on the dom0 (the boot proven there: kernel checked, console
-    watched), then the NFS server's confirmation that the guest mounted its
+    watched; a guest with several dom0s is first asked of all of them, their
+    mine entries sent again, and booted on its home only when it runs on
+    none: a dom0 that does not answer stops the boot), then the NFS server's confirmation that the guest mounted its
     root; a failed step stops that guest's next one. A guest marked absent
     goes the other way round: stopped first, then its export removed.
 
@@ -25,6 +27,7 @@
 {%-     set ns.count = ns.count + 1 %}
 {%-     set export_id = "xen_nfsroot-export-" ~ name %}
 {%-     set boot_id = "xen_nfsroot-boot-" ~ name %}
+{%-     set mine_id = "xen_nfsroot-where-" ~ name %}
 
 {{ export_id }}:
   salt.state:
@@ -36,14 +39,36 @@
       - salt: {{ boot_id }}
 {%-     endif %}
 
+{%-     if guest.dom0s | length > 1 %}
+
+{{ mine_id }}:
+  salt.function:
+    - name: mine.send
+    - tgt: {{ guest.dom0s | json }}
+    - tgt_type: list
+    - arg: [xm.list_domains]
+    - kwarg: {fresh: true}
+    - expect_minions: true
+{%-     endif %}
+
 {{ boot_id }}:
   salt.state:
+{%-     if guest.dom0s | length > 1 %}
+    - tgt: {{ guest.dom0s | json }}
+    - tgt_type: list
+{%-     else %}
     - tgt: {{ guest.dom0 | json }}
+{%-     endif %}
     - sls: [xen_nfsroot.dom0]
     - pillar: {xen_nfsroot_guest: {{ name | json }}, xen_nfsroot_boot: {{ ("only" in selection) | json }}, xen_nfsroot_retry: {{ (pillar.get("retry", False) is sameas true) | json }}}
-{%-     if not guest.absent %}
+{%-     if not guest.absent or guest.dom0s | length > 1 %}
     - require:
+{%-       if not guest.absent %}
       - salt: {{ export_id }}
+{%-       endif %}
+{%-       if guest.dom0s | length > 1 %}
+      - salt: {{ mine_id }}
+{%-       endif %}
 {%-     endif %}
 {%-     if not guest.absent and (guest.autostart or "only" in selection) %}
 

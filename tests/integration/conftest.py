@@ -42,21 +42,34 @@ def xen_doubles(tmp_path_factory):
                          boot={name: {"console": str(BOOTS), "address": address}
                                for name, address in GUEST_ADDRESSES.items()})
         doubles[minion_id] = double
+    # Each dom0's xl migrate reaches the other's double by its minion id.
+    for minion_id, double in doubles.items():
+        double.configure(migrate_targets={other: str(doubles[other].dir)
+                                          for other in DOM0S if other != minion_id})
     return doubles
 
 
 def override(xen_nfsroot, minion_id, xen_doubles):
     """A minion's change to the repository's pillar: no NFS service management,
     as no init system runs on the test machine (the packages are installed);
-    on a dom0, its double's console directory and its own Xen settings file;
-    then the test's own keys."""
+    on a dom0, its double's console directory, its own Xen settings file and
+    its own migration trust files (both dom0s share this machine's /etc and
+    /root), published by the mine from there; then the test's own keys."""
     data = {"server": {"manage_service": False}}
+    extra = {}
     if minion_id in xen_doubles:
         double = xen_doubles[minion_id]
+        trust = double.dir / "trust"
         data["dom0"] = {"console_dir": str(double.dir / "console"),
-                        "xen_settings_file": str(double.dir / "default-xen")}
+                        "xen_settings_file": str(double.dir / "default-xen"),
+                        "migrate_key": str(trust / "migrate_key"),
+                        "authorized_keys": str(trust / "authorized_keys"),
+                        "known_hosts": str(trust / "known_hosts"),
+                        "migrate_wrapper": str(trust / "migrate-receive")}
+        extra["mine_functions"] = {"xm.list_domains": [{"fresh": True}],
+                                   "xen_migrate.public_keys": [{"key": str(trust / "migrate_key")}]}
     data.update(xen_nfsroot)
-    return {"xen_nfsroot": data}
+    return {"xen_nfsroot": data, **extra}
 
 
 @pytest.fixture(scope="package")
@@ -138,10 +151,10 @@ def set_pillar_override(pillar_override, minions):
 
 
 @pytest.fixture
-def fresh(minions, xen_doubles):
+def fresh(minions, xen_doubles, salt_master):
     """Every test starts from nothing applied: seed fstabs, no exports, no
-    mounts, no guest configs, no guests running, no console logs, no record
-    of failed boots, empty spawn logs."""
+    mounts, no guest configs, no guests running (and the mine saying so), no
+    console logs, no record of failed boots, empty spawn logs."""
     prepare_guest_roots()
     pathlib.Path("/var/lib/nfs/etab").write_text("")
     RMTAB.write_text("")
@@ -150,12 +163,22 @@ def fresh(minions, xen_doubles):
     for double in xen_doubles.values():
         (double.dir / "domains.json").unlink(missing_ok=True)
         (double.dir / "default-xen").unlink(missing_ok=True)
+        shutil.rmtree(double.dir / "trust", ignore_errors=True)
         for log in (double.dir / "console").iterdir():
             log.unlink()
         double.clear_spawns()
     for factory in minions.values():
         shutil.rmtree(pathlib.Path(factory.config["cachedir"], "xen_nfsroot", "boot-failures"),
                       ignore_errors=True)
+    cli = salt_master.salt_cli(timeout=120)
+    for minion_id in DOM0S:
+        trust = xen_doubles[minion_id].dir / "trust"
+        for mined in (("xm.list_domains", "fresh=True"),
+                      ("xen_migrate.public_keys", f"key={trust / 'migrate_key'}")):
+            ret = cli.run("mine.send", *mined, minion_tgt=minion_id)
+            assert ret.returncode == 0 and ret.data is True, ret
+    for double in xen_doubles.values():
+        double.clear_spawns()
     return minions
 
 

@@ -55,13 +55,30 @@ def test_highstate_of_all_three(fresh, run_on, xen_doubles):
     assert EXPORTS_FILE.read_text().splitlines() == [STATIC_EXPORT, SEED_EXPORT]
 
     guest_a = highstate(run_on, "dom0-a")
-    # The first highstate of a dom0 also turns xenconsoled's guest logging on.
-    assert changed(guest_a) == ["xen_nfsroot-console-logging", "xen_nfsroot-guest-XenGuest"]
+    # The first highstate of a dom0 also turns xenconsoled's guest logging on,
+    # and, XenGuest having two dom0s, makes the migration key and trust.
+    assert changed(guest_a) == ["xen_nfsroot-console-logging", "xen_nfsroot-guest-XenGuest",
+                                "xen_nfsroot-migrate-key", "xen_nfsroot-migrate-trust"]
     booted = state_results(guest_a)["xen_nfsroot-guest-XenGuest"]
     assert "its console shows it on its NFS root after" in booted["comment"], booted
+    # dom0-b has published no key yet: dom0-a's trust says so and succeeds.
+    assert "dom0-b" in state_results(guest_a)["xen_nfsroot-migrate-trust"]["comment"]
     guest_b = highstate(run_on, "dom0-b")
-    # StaticGuest has autostart: false: configured, not booted.
-    assert changed(guest_b) == ["xen_nfsroot-console-logging", "xen_nfsroot-guest-StaticGuest"]
+    # StaticGuest has autostart: false: configured, not booted; XenGuest is
+    # configured on its other dom0, ready to receive it (its config is the one
+    # dom0-a wrote: the two dom0s share this machine's /etc/xen).
+    assert changed(guest_b) == ["xen_nfsroot-console-logging", "xen_nfsroot-guest-StaticGuest",
+                                "xen_nfsroot-migrate-key", "xen_nfsroot-migrate-trust"]
+    assert state_results(guest_b)["xen_nfsroot-guest-XenGuest"]["comment"] == (
+        f"The config {CONFIG_DIR / 'XenGuest.cfg'} of XenGuest is up to date")
+    trust_b = (xen_doubles["dom0-b"].dir / "trust" / "authorized_keys").read_text()
+    key_a = (xen_doubles["dom0-a"].dir / "trust" / "migrate_key.pub").read_text().split()
+    wrapper_b = xen_doubles["dom0-b"].dir / "trust" / "migrate-receive"
+    assert trust_b.splitlines() == [
+        f'restrict,from="dom0-a",command="{wrapper_b}" {key_a[0]} {key_a[1]} '
+        "xen-nfsroot-migrate@dom0-a"]
+    # dom0-a's trust completes on its next run, with dom0-b's key from the mine.
+    assert changed(highstate(run_on, "dom0-a")) == ["xen_nfsroot-migrate-trust"]
 
     assert list(xen_doubles["dom0-a"].domains()) == ["XenGuest"]
     assert xen_doubles["dom0-b"].domains() == {}
@@ -129,6 +146,7 @@ def test_orchestrate_exports_before_boots(fresh, salt_run_cli, xen_doubles):
     print(json.dumps(results, indent=1))
     assert set(names) == {
         "xen_nfsroot-export-XenGuest",
+        "xen_nfsroot-where-XenGuest",
         "xen_nfsroot-boot-XenGuest",
         "xen_nfsroot-mounted-XenGuest",
         "xen_nfsroot-export-StaticGuest",
@@ -136,6 +154,8 @@ def test_orchestrate_exports_before_boots(fresh, salt_run_cli, xen_doubles):
     }
     for guest in ("XenGuest", "StaticGuest"):
         assert names.index(f"xen_nfsroot-export-{guest}") < names.index(f"xen_nfsroot-boot-{guest}")
+    # XenGuest has two dom0s: both are asked before its boot.
+    assert names.index("xen_nfsroot-where-XenGuest") < names.index("xen_nfsroot-boot-XenGuest")
     # Only a guest the orchestration boots is looked for among the server's mounts.
     assert names.index("xen_nfsroot-boot-XenGuest") < names.index("xen_nfsroot-mounted-XenGuest")
     assert all(r["result"] is True for r in results.values()), results
@@ -154,6 +174,7 @@ def test_orchestrate_one_guest(fresh, salt_run_cli, xen_doubles):
     order, _ = orchestrate_steps(ret)
     assert [sid.split("_|-")[1] for sid in order] == [
         "xen_nfsroot-export-XenGuest",
+        "xen_nfsroot-where-XenGuest",
         "xen_nfsroot-boot-XenGuest",
         "xen_nfsroot-mounted-XenGuest",
     ]
