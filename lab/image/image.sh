@@ -8,13 +8,16 @@
 #   dom0.img      ext4 image of the dom0 (mkfs.ext4 -d: nothing is mounted)
 #   xen.elf       the Xen 4.17 hypervisor (QEMU's -kernel; multiboot)
 #   vmlinuz       the Debian kernel (dom0 and guests)
-#   initrd.img    one small initramfs booting the dom0 from /dev/vda and a
-#                 guest from NFS (also /boot/initrd-small.img in the image)
-#   minion.pub    the dom0 minion's public key, for the master to accept
+#   initrd.img    the dom0's own initramfs (lab/image/dom0-initramfs: busybox
+#                 and the modules of its virtio disk and ext4 root, no udev)
+#   minion-ID.pub the public key of each dom0's minion (lab/image/dom0/etc/lab/dom0s),
+#                 for the master to accept
 #   manifest      versions of what is inside
-# The dom0 gets its boot scripts (lab/image/dom0), and two guest roots to
-# export, /srv/xen/guest and /srv/xen/guest2 (lab/image/guest + a static
-# busybox), whose etc/fstab is a disk-based one for the formula to rewrite.
+# The dom0 gets its boot scripts (lab/image/dom0), an identity per dom0
+# (/etc/lab/identity/ID: minion key, ssh host key; the kernel argument
+# lab_id=ID picks one at boot), and a root for each lab guest to export,
+# /srv/xen/NAME (lab/image/guest + a static busybox), whose etc/fstab is a
+# disk-based one for the formula to rewrite.
 set -euo pipefail
 base_root=$1 out=$2 venv=$3
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,9 +43,19 @@ ln -sf "vmlinuz-$kver" "$root/boot/vmlinuz-guest"
 echo "== small initramfs for kernel $kver"
 in_root mkinitramfs -d /etc/lab/initramfs -o /boot/initrd-small.img "$kver"
 rm -f "$root/boot/initrd.img-$kver" "$root/initrd.img" "$root/initrd.img.old"
+echo "== the dom0's own initramfs"
+python3 "$here/dom0-initramfs/build.py" "$root" "$kver" "$out/initrd.img"
+
+echo "== the minion's Python: entry points read once per process"
+site=$(echo "$root"/opt/salt/lib/python3.*/site-packages)
+[ -d "$site" ] || { echo "no site-packages in $root/opt/salt" >&2; exit 1; }
+cp "$here/dom0-python/lab_entry_points.py" "$here/dom0-python/lab-entry-points.pth" "$site/"
+in_root /opt/salt/bin/python -c 'import importlib.metadata as m, lab_entry_points as l
+assert m.entry_points is l.entry_points'
 
 echo "== guest roots"
-for guest in guest guest2; do
+guest_roots="guest guest2 stockkernel noexport"
+for guest in $guest_roots; do
     groot=$root/srv/xen/$guest
     mkdir -p "$groot"/{bin,sbin,etc,dev,proc,sys,run,tmp,root}
     cp -R "$here/guest/." "$groot/"
@@ -54,9 +67,13 @@ for guest in guest guest2; do
     chmod 1777 "$groot/tmp"
 done
 
-echo "== minion key"
-mkdir -p "$root/etc/salt/pki/minion"
-"$venv/bin/python" - "$root/etc/salt/pki/minion" <<'EOF'
+echo "== an identity per dom0: minion key, ssh host key"
+rm -f "$root"/etc/ssh/ssh_host_*
+dom0s=$(awk '!/^#/ && NF { print $1 }' "$root/etc/lab/dom0s")
+for id in $dom0s; do
+    identity=$root/etc/lab/identity/$id
+    mkdir -p "$identity"
+    "$venv/bin/python" - "$identity" <<'EOF'
 import pathlib
 import sys
 
@@ -68,19 +85,23 @@ private, public = salt.crypt.gen_keys(2048)
 (keydir / "minion.pem").chmod(0o400)
 (keydir / "minion.pub").write_text(public)
 EOF
-cp "$root/etc/salt/pki/minion/minion.pub" "$out/minion.pub"
+    in_root ssh-keygen -q -t ed25519 -N '' -C "root@$id" \
+        -f "/etc/lab/identity/$id/ssh_host_ed25519_key"
+    cp "$identity/minion.pub" "$out/minion-$id.pub"
+done
 
 echo "== boot files"
 xen_gz=$(ls "$root"/boot/xen-4.17-amd64.gz)
 gunzip -c "$xen_gz" >"$out/xen.elf"
 cp "$root/boot/vmlinuz-$kver" "$out/vmlinuz"
-cp "$root/boot/initrd-small.img" "$out/initrd.img"
 {
     echo "kernel $kver"
     echo "xen $(in_root dpkg-query -W -f='${Version}' xen-hypervisor-4.17-amd64)"
     echo "nfs-kernel-server $(in_root dpkg-query -W -f='${Version}' nfs-kernel-server)"
+    echo "openssh-server $(in_root dpkg-query -W -f='${Version}' openssh-server)"
     echo "salt $(in_root /opt/salt/bin/python -c 'import salt.version; print(salt.version.__version__)')"
-    echo "initrd $(stat -c %s "$out/initrd.img") bytes"
+    echo "guest initrd $(stat -c %s "$root/boot/initrd-small.img") bytes"
+    echo "dom0 initrd $(stat -c %s "$out/initrd.img") bytes"
 } >"$out/manifest"
 cat "$out/manifest"
 

@@ -1,3 +1,5 @@
 base:
   '*':
     - xen_nfsroot
+  'labdom0-*':
+    - mine
