@@ -33,6 +33,7 @@ import os
 import re
 import time
 
+import salt.utils.path
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "guest_console"
@@ -460,7 +461,9 @@ def restart_daemon(console_dir=CONSOLE_DIR):
     """
     console_dir = check_console_dir(console_dir)
     os.makedirs(console_dir, mode=0o755, exist_ok=True)
-    units = _run(["systemctl", "list-unit-files", "xenconsoled.service"])
+    # A dom0 without systemd (sysvinit, a container) has no systemctl at all.
+    units = (_run(["systemctl", "list-unit-files", "xenconsoled.service"])
+             if salt.utils.path.which("systemctl") else {"retcode": 1})
     if units["retcode"] == 0 and "xenconsoled.service" in units.get("stdout", ""):
         steps = [["systemctl", "restart", "xenconsoled.service"]]
     else:
