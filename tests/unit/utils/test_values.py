@@ -1,0 +1,74 @@
+"""The shared validators: canonical values back, one error format out."""
+
+import pytest
+from salt.exceptions import SaltInvocationError
+
+from xen_nfsroot_lib import values
+
+
+@pytest.mark.parametrize("name", ["XenGuest", "a.b:c+d-e_f", "9"])
+def test_domain_names_xen_accepts(name):
+    assert values.check_domain_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "-x", "a b", "a/b", "a\nb", None, 3])
+def test_domain_names_xen_refuses(name):
+    with pytest.raises(SaltInvocationError, match=r"^name: "):
+        values.check_domain_name(name)
+
+
+def test_minion_ids_and_host_names():
+    assert values.check_minion_id("dom0-a", "dom0") == "dom0-a"
+    with pytest.raises(SaltInvocationError, match=r"^dom0: 'dom0-\*' is not a minion id"):
+        values.check_minion_id("dom0-*", "dom0")
+    assert values.is_hostname("nfs1.example.org")
+    assert not values.is_hostname("192.0.2.300")
+    assert not values.is_hostname("-x")
+    assert values.is_ip_address("2001:db8::1") and not values.is_ip_address("nfs1")
+
+
+def test_ipv4_is_canonical_and_ipv6_refused():
+    assert values.check_ipv4("192.0.2.1", "nfs_server") == "192.0.2.1"
+    with pytest.raises(SaltInvocationError, match=r"^nfs_server: '2001:db8::1' is not an IPv4"):
+        values.check_ipv4("2001:db8::1", "nfs_server")
+
+
+def test_switches_choices_counts():
+    assert values.check_switch(True, "autostart") is True
+    with pytest.raises(SaltInvocationError, match="is not true or false"):
+        values.check_switch("yes", "autostart")
+    assert values.check_choice("xl", "toolstack", ("auto", "xl", "xm")) == "xl"
+    with pytest.raises(SaltInvocationError, match="must be one of auto, xl, xm"):
+        values.check_choice(["xl"], "toolstack", ("auto", "xl", "xm"))
+    assert values.check_count(" 512 ", "memory") == 512
+    for bad in (0, -1, True, "abc", 1.5, None):
+        with pytest.raises(SaltInvocationError, match="^memory: .* is not a positive integer"):
+            values.check_count(bad, "memory")
+
+
+def test_a_list_is_never_a_string():
+    assert values.check_list(("a", "b"), "dom0s") == ["a", "b"]
+    for bad in ("dom0-b", b"x", {"a": 1}, None):
+        with pytest.raises(SaltInvocationError, match="^other_dom0s: .* is not a list"):
+            values.check_list(bad, "other_dom0s")
+    with pytest.raises(SaltInvocationError, match="is not a non-empty list"):
+        values.check_list([], "clients", empty=False)
+
+
+def test_absolute_paths():
+    assert values.check_absolute_path("/srv/my root", "nfs_root") == "/srv/my root"
+    refused = {
+        "srv/x": "must be an absolute path",
+        "/srv/\nx": "control characters",
+        "/srv/\tx": "control characters",
+    }
+    for path, problem in refused.items():
+        with pytest.raises(SaltInvocationError, match=problem):
+            values.check_absolute_path(path, "nfs_root")
+    with pytest.raises(SaltInvocationError, match="must not contain spaces"):
+        values.check_absolute_path("/a b", "kernel", spaces=False)
+    for path in ("/a/../b", "/a/./b", "/a/", "/a//b"):
+        with pytest.raises(SaltInvocationError, match="normalised"):
+            values.check_absolute_path(path, "config_dir", normalised=True)
+    with pytest.raises(SaltInvocationError, match="below /"):
+        values.check_absolute_path("/", "nfs_root", normalised=True, below_root=True)
