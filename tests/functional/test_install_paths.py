@@ -54,7 +54,7 @@ def synced_minion(tmp_path_factory):
         "id": "synced-minion",
         "root_dir": str(root),
         "file_client": "local",
-        "file_roots": {"base": [str(REPO)]},
+        "file_roots": {"base": [str(REPO / "salt")]},
         "pillar_roots": {"base": [str(root / "pillar")]},
         "log_file": str(root / "minion.log"),
         "enable_fqdns_grains": False,
