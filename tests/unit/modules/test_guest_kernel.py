@@ -9,14 +9,16 @@ import gzip
 import re
 import shutil
 import struct
-import subprocess
 
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.support import REPO
 from tests.support import kernel_images as images
+from tests.support.commands import Commands
 from xen_nfsroot.modules import guest_kernel
+from xen_nfsroot_lib import kernel as kernels
+from xen_nfsroot_lib import kernel_image
 
 DATA = REPO / "tests" / "data" / "kernel"
 DEBIAN = "6.1.0-50-amd64"
@@ -28,29 +30,16 @@ def config_text(name):
     return (DATA / f"{name}.config").read_text()
 
 
-class Commands:
-    """cmd.run_all that really runs the command, and records it."""
-
-    def __init__(self):
-        self.calls = []
-        self.answers = {}
-
-    def __call__(self, cmd, python_shell=None, ignore_retcode=None, timeout=None):
-        assert isinstance(cmd, list)
-        assert python_shell is False
-        self.calls.append(cmd)
-        if cmd[0] in self.answers:
-            return dict(self.answers[cmd[0]])
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
-        return {"retcode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
-
-    def tools(self):
-        return [next(part for part in cmd if not part.startswith(("/", "-"))) for cmd in self.calls]
+def tools(commands):
+    """The decompression or listing command of each call (past prlimit and its options)."""
+    return [next(part for part in argv if not part.startswith(("/", "-")))
+            for argv in commands.argv()]
 
 
 @pytest.fixture
 def commands():
-    return Commands()
+    """cmd.run_all that really runs the command (zstd, lz4), and records it."""
+    return Commands(real=True)
 
 
 @pytest.fixture
@@ -114,44 +103,6 @@ def test_every_public_function_documents_a_cli_example():
     assert sorted(public) == sorted(guest_kernel.__all__)
     for name in public:
         assert "CLI Example:" in (getattr(guest_kernel, name).__doc__ or ""), name
-
-
-# --- the setup header -------------------------------------------------------------------
-
-
-def test_setup_header_of_a_bzimage(boot):
-    kernel = write(boot / f"vmlinuz-{DEBIAN}", images.bzimage(setup_sects=27))
-    header = guest_kernel.setup_header(kernel)
-    assert header["protocol"] == "2.15"
-    assert header["setup_sects"] == 27
-    assert header["protected_mode_offset"] == 28 * 512
-    assert header["version_offset"] == 0x400
-    assert header["version_string"] == images.DEBIAN_VERSION_STRING
-    assert header["release"] == DEBIAN
-    assert header["payload_offset"] == 28 * 512 + 0x2CC
-    with open(kernel, "rb") as handle:
-        handle.seek(header["payload_offset"])
-        assert handle.read(6) == b"\xfd7zXZ\x00"
-
-
-def test_setup_sects_zero_means_four(boot):
-    image = bytearray(images.bzimage(setup_sects=4))
-    image[0x1F1] = 0
-    header = guest_kernel.setup_header(write(boot / "vmlinuz", bytes(image)))
-    assert header["setup_sects"] == 4
-    assert header["payload_offset"] == 5 * 512 + 0x2CC
-
-
-def test_setup_header_of_something_else_is_none(boot):
-    assert guest_kernel.setup_header(write(boot / "vmlinux", images.vmlinux(DEBIAN))) is None
-    assert guest_kernel.setup_header(write(boot / "short", b"HdrS")) is None
-
-
-def test_old_boot_protocol_has_no_payload_fields(boot):
-    header = guest_kernel.setup_header(write(boot / "vmlinuz", images.bzimage(protocol=0x0206)))
-    assert header["protocol"] == "2.06"
-    assert header["payload_offset"] is None
-    assert header["release"] == DEBIAN
 
 
 # --- the kernel's release ---------------------------------------------------------------
@@ -246,47 +197,6 @@ def test_bad_arguments(boot):
         guest_kernel.check(kernel, dhcp="yes")
 
 
-# --- the config file format -------------------------------------------------------------
-
-
-def test_parse_config_every_kind_of_line():
-    text = (
-        "#\n# Automatically generated file; DO NOT EDIT.\n#\n"
-        "CONFIG_NFS_FS=m\n"
-        "CONFIG_ROOT_NFS=y\n"
-        "# CONFIG_IP_PNP is not set\n"
-        'CONFIG_LOCALVERSION=""\n'
-        'CONFIG_CC_VERSION_TEXT="gcc-12 (Debian 12.2.0-14) \\"quoted\\" 12.2.0"\n'
-        "CONFIG_LOG_BUF_SHIFT=17\n"
-        "CONFIG_PHYSICAL_START=0x1000000\n"
-        "CONFIG_NEGATIVE=-1\n"
-        "  CONFIG_INDENTED=y  \n"
-        "# end of Networking options\n"
-        "not a config line\n"
-    )
-    assert guest_kernel.parse_config(text) == {
-        "CONFIG_NFS_FS": "m",
-        "CONFIG_ROOT_NFS": "y",
-        "CONFIG_IP_PNP": "n",
-        "CONFIG_LOCALVERSION": "",
-        "CONFIG_CC_VERSION_TEXT": 'gcc-12 (Debian 12.2.0-14) "quoted" 12.2.0',
-        "CONFIG_LOG_BUF_SHIFT": 17,
-        "CONFIG_PHYSICAL_START": 0x1000000,
-        "CONFIG_NEGATIVE": -1,
-        "CONFIG_INDENTED": "y",
-    }
-
-
-def test_parse_the_debian_config_excerpt():
-    options = guest_kernel.parse_config(config_text(f"debian-{DEBIAN}"))
-    assert options["CONFIG_NFS_FS"] == "m"
-    assert options["CONFIG_IP_PNP"] == "n"
-    assert "CONFIG_ROOT_NFS" not in options
-    assert options["CONFIG_XEN_NETDEV_FRONTEND"] == "m"
-    assert options["CONFIG_XEN_PV"] == "y"
-    assert options["CONFIG_CC_VERSION_TEXT"] == "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"
-
-
 # --- the kernel's config: beside it or embedded -----------------------------------------
 
 
@@ -334,10 +244,10 @@ def test_embedded_ikconfig_of_a_bzimage(boot, compression, commands):
     assert "CONFIG_ROOT_NFS=y in embedded IKCONFIG" in result["evidence"]
     assert result["reason"] == f"{kernel} ({CUSTOM}) can mount its root over NFS by itself"
     if compression in ("zstd", "lz4"):
-        assert commands.tools() == [compression]
-        assert commands.calls[0][0].endswith("prlimit")
+        assert tools(commands) == [compression]
+        assert commands.argv()[0][0].endswith("prlimit")
     else:
-        assert commands.calls == []
+        assert commands.argv() == []
 
 
 @pytest.mark.parametrize("compression", [None, *images.COMPRESSIONS])
@@ -346,7 +256,7 @@ def test_embedded_ikconfig_of_a_vmlinux(boot, compression):
     kernel = write(boot / "vmlinux", images.compress(body, compression) if compression else body)
     found = guest_kernel.kernel_config(kernel)
     assert found["config"] == "embedded IKCONFIG"
-    assert found["options"] == guest_kernel.parse_config(config_text("xenlinux-2.6.18"))
+    assert found["options"] == kernels.parse_config(config_text("xenlinux-2.6.18"))
 
 
 def test_the_config_file_wins_over_the_embedded_one(boot, commands):
@@ -354,7 +264,7 @@ def test_the_config_file_wins_over_the_embedded_one(boot, commands):
     kernel = write(boot / f"vmlinuz-{DEBIAN}", images.bzimage(payload=payload, compression="zstd"))
     config = with_config(boot, DEBIAN, f"debian-{DEBIAN}")
     assert guest_kernel.kernel_config(kernel)["config"] == config
-    assert commands.calls == []  # the header gave the release: nothing decompressed
+    assert commands.argv() == []  # the header gave the release: nothing decompressed
 
 
 def test_no_config_is_not_a_failure(boot):
@@ -380,7 +290,7 @@ def test_no_config_and_no_release(boot):
 
 def test_a_corrupt_payload_still_gives_the_headers_release(boot):
     image = bytearray(images.bzimage(compression="xz"))
-    offset = guest_kernel.setup_header(write(boot / "probe", bytes(image)))["payload_offset"]
+    offset = kernel_image.setup_header(write(boot / "probe", bytes(image)))["payload_offset"]
     image[offset + 12 : offset + 200] = b"\xff" * 188
     kernel = write(boot / "vmlinuz", bytes(image))
     result = guest_kernel.check(kernel)
@@ -524,7 +434,7 @@ def test_zstd_and_lz4_go_through_their_commands(boot, commands):
         ramdisk = write(boot / f"initrd.{compression}",
                         images.initramfs(images.initramfs_tools_files(), compression))
         assert "scripts/nfs" in guest_kernel.ramdisk_files(ramdisk)
-    assert commands.tools() == ["zstd", "lz4"]
+    assert tools(commands) == ["zstd", "lz4"]
 
 
 def test_a_dracut_image(boot, debian_kernel):
@@ -659,44 +569,6 @@ def test_no_config_and_no_nfs_ko_is_unknown(boot):
 # --- reading initramfs archives ---------------------------------------------------------
 
 
-def test_concatenated_archives_and_padding(boot):
-    first = images.cpio({"a": b"1", "dir": None})
-    second = images.cpio({"./b": b"22", "/c": b"333"})
-    third = images.compress(images.cpio({"d": b""}) + b"\x00" * 4 + images.cpio({"e": b"x"}),
-                            "gzip")
-    image = first + b"\x00" * 512 + second[:-4] + b"\x00" * 8 + third + b"\x00" * 4
-    names = guest_kernel.ramdisk_files(write(boot / "initrd.img", image))
-    assert names == ["a", "dir", "b", "c", "d", "e"]
-
-
-def test_the_070702_magic_is_read_too(boot):
-    archive = images.cpio({"scripts/nfs": b"#"}).replace(b"070701", b"070702")
-    assert guest_kernel.ramdisk_files(write(boot / "initrd.img", archive)) == ["scripts/nfs"]
-
-
-def test_an_archive_without_trailer_is_cut_short(boot):
-    archive = images.cpio({"scripts/nfs": b"#"})
-    trailer = archive.index(b"TRAILER!!!") - 110
-    ramdisk = write(boot / "initrd.img", archive[:trailer])
-    with pytest.raises(CommandExecutionError, match="cut short or bad header at offset"):
-        guest_kernel.ramdisk_files(ramdisk)
-
-
-def test_an_entry_running_past_the_end(boot):
-    archive = bytearray(images.cpio({"big": b"x" * 8}))
-    archive[6 + 8 * 6 : 6 + 8 * 7] = b"%08X" % 0x10000  # filesize
-    ramdisk = write(boot / "initrd.img", bytes(archive))
-    with pytest.raises(CommandExecutionError, match="entry at offset 0 runs past the end"):
-        guest_kernel.ramdisk_files(ramdisk)
-
-
-def test_a_bad_hex_field(boot):
-    archive = bytearray(images.cpio({"x": b""}))
-    archive[6 + 8 * 6 : 6 + 8 * 7] = b"ZZZZZZZZ"  # filesize
-    with pytest.raises(CommandExecutionError, match="bad cpio header at offset 0"):
-        guest_kernel.ramdisk_files(write(boot / "initrd.img", bytes(archive)))
-
-
 @pytest.mark.parametrize(
     ("image", "message"),
     [
@@ -743,16 +615,16 @@ def test_lsinitramfs_lists_what_python_cannot(boot, debian_kernel, monkeypatch, 
     kernel, _ = debian_kernel
     ramdisk = write(boot / "initrd.img", images.initramfs(images.initramfs_tools_files(), "zstd"))
     listing = "\n".join(["kernel", "kernel/x86", ".", *images.initramfs_tools_files()]) + "\n"
-    commands.answers["/usr/bin/lsinitramfs"] = {"retcode": 0, "stdout": listing, "stderr": ""}
+    commands.answer(["/usr/bin/lsinitramfs"], stdout=listing)
     result = guest_kernel.check(kernel, ramdisk=ramdisk)
-    assert commands.calls == [["/usr/bin/lsinitramfs", ramdisk]]
+    assert commands.argv() == [["/usr/bin/lsinitramfs", ramdisk]]
     assert result["ok"] is True
 
 
 def test_lsinitrd_long_listing(boot, monkeypatch, commands):
     pretend_installed(monkeypatch, "lsinitrd")
     ramdisk = write(boot / "initrd.img", b"\x89LZO\x00\r\n\x1a\n" + b"\x00" * 64)
-    commands.answers["/usr/bin/lsinitrd"] = {"retcode": 0, "stderr": "", "stdout": (
+    commands.answer(["/usr/bin/lsinitrd"], stdout=(
         "Image: /boot/initramfs.img: 12M\n"
         "========================================================================\n"
         "dracut modules:\n"
@@ -762,7 +634,7 @@ def test_lsinitrd_long_listing(boot, monkeypatch, commands):
         "lrwxrwxrwx   1 root     root            7 Mar 12  2023 sbin -> usr/sbin\n"
         "-rwxr-xr-x   1 root     root         4096 Mar 12 12:34 usr/sbin/nfsroot\n"
         "-rw-r--r--   1 root     root          150 Mar 12  2023 usr/lib/my file.txt\n"
-    )}
+    ))
     names = guest_kernel.ramdisk_files(ramdisk)
     assert names == ["sbin", "usr/sbin/nfsroot", "usr/lib/my file.txt"]
 
@@ -770,7 +642,7 @@ def test_lsinitrd_long_listing(boot, monkeypatch, commands):
 def test_a_failing_listing_command(boot, monkeypatch, commands):
     pretend_installed(monkeypatch, "lsinitramfs")
     ramdisk = write(boot / "initrd.img", b"garbage!" * 4)
-    commands.answers["/usr/bin/lsinitramfs"] = {"retcode": 2, "stdout": "", "stderr": "cpio: bad"}
+    commands.answer(["/usr/bin/lsinitramfs"], retcode=2, stderr="cpio: bad")
     failed = r"; lsinitramfs .* failed \(exit 2\): cpio: bad$"
     with pytest.raises(CommandExecutionError, match=failed):
         guest_kernel.ramdisk_files(ramdisk)
@@ -779,52 +651,10 @@ def test_a_failing_listing_command(boot, monkeypatch, commands):
 # --- bounds -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("compression", images.COMPRESSIONS)
-def test_decompression_is_bounded(boot, monkeypatch, compression):
-    monkeypatch.setattr(guest_kernel, "MAX_DECOMPRESSED", 256 * 1024)
-    files = {"big": b"\x00" * (1024 * 1024), "scripts/nfs": b"#"}
-    ramdisk = write(boot / "initrd.img", images.initramfs(files, compression, early=False))
-    with pytest.raises(CommandExecutionError, match="decompresses to more than 262144 bytes"):
-        guest_kernel.ramdisk_files(ramdisk)
-
-
-def test_an_lzma_header_asking_for_a_huge_dictionary(boot):
-    header = b"\x5d" + struct.pack("<I", 0xFFFF0000) + b"\xff" * 8  # 4 GiB, size unknown
-    ramdisk = write(boot / "initrd.img", header + b"\x00" * 64)
-    with pytest.raises(CommandExecutionError, match=r"lzma data cannot be decompressed \(Memory"):
-        guest_kernel.ramdisk_files(ramdisk)
-
-
-def test_the_ramdisk_file_itself_is_bounded(boot, monkeypatch):
-    monkeypatch.setattr(guest_kernel, "MAX_DECOMPRESSED", 1024)
-    ramdisk = write(boot / "initrd.img", images.cpio({"x": b"y" * 2048}))
-    with pytest.raises(CommandExecutionError, match="is larger than 1024 bytes"):
-        guest_kernel.ramdisk_files(ramdisk)
-
-
 def test_a_huge_embedded_config_is_refused(boot, monkeypatch):
-    monkeypatch.setattr(guest_kernel, "MAX_CONFIG", 4096)
+    monkeypatch.setattr(kernel_image, "MAX_CONFIG", 4096)
     payload = images.vmlinux(CUSTOM, config_text=config_text("nfsroot") * 200)
     kernel = write(boot / "vmlinuz", images.bzimage(payload=payload, compression="gzip"))
     result = guest_kernel.check(kernel)
     assert result["checked"] is False
     assert "the embedded IKCONFIG decompresses to more than 4096 bytes" in result["reason"]
-
-
-# --- verdict from facts alone -----------------------------------------------------------
-
-
-def test_verdict_from_facts():
-    options = guest_kernel.parse_config(config_text(f"debian-{DEBIAN}"))
-    kernel = {"path": "/boot/vmlinuz", "version": DEBIAN, "config": "C", "options": options}
-    ramdisk = {"path": "R", "files": list(images.initramfs_tools_files())}
-    assert guest_kernel.verdict(kernel, ramdisk)["ok"] is True
-    assert guest_kernel.verdict(kernel)["ok"] is False
-    unread = {"path": "R", "files": None, "reason": "it is lzo-compressed"}
-    assert guest_kernel.verdict(kernel, unread) == {
-        "ok": None, "problems": [], "evidence": ["CONFIG_XEN_PV=y in C"],
-        "unknowns": ["R was not checked: it is lzo-compressed"],
-    }
-    unknown = {"path": "/boot/vmlinuz", "options": None, "reason": "no config"}
-    assert guest_kernel.verdict(unknown)["unknowns"] == ["/boot/vmlinuz was not checked: no config"]
-
