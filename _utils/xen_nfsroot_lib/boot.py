@@ -1,0 +1,154 @@
+"""
+A guest's boot, planned: what the ``xen_guest`` states will do, what they
+say, and what a boot depends on.
+
+The states read the live system (the config file, the domain's state, the
+kernel's verdict, the console) and act; here is the pure part in between:
+the change of the config file, the steps of a ``running`` state in the
+future tense (``test=True``) and the past, the fingerprint that keys the
+memory of a failed boot, the refusals before a boot and the verdict of a
+boot's console in words.
+"""
+
+import difflib
+import hashlib
+import os
+
+from xen_nfsroot_lib.placement import RUNNING
+
+#: Domain states Xen keeps after the guest stopped: destroyed before a boot.
+DEAD = ("shutdown", "crashed")
+
+
+def sentence(text):
+    """The text with its first letter in upper case."""
+    return text[:1].upper() + text[1:]
+
+
+def _diff(path, old, new):
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), path, path
+        )
+    )
+
+
+def config_change(path, current, wanted):
+    """The change of the config file at ``path`` from ``current`` (None: no
+    file) to ``wanted``: ``{path, action: created|updated[, diff]}``, or None."""
+    if current is None:
+        return {"path": path, "action": "created"}
+    if current != wanted:
+        return {"path": path, "action": "updated", "diff": _diff(path, current, wanted)}
+    return None
+
+
+def plan(name, domain_state, config, restart_on_change, force_restart):
+    """What a ``running`` state does to a domain in ``domain_state`` with the
+    config change ``config``: (changes, future steps, past steps, note).
+    A running guest is restarted when forced (a watched change) or when its
+    config changed and ``restart_on_change``."""
+    live = domain_state in RUNNING
+    restart = live and (force_restart or (config is not None and restart_on_change))
+    changes = {}
+    future, past = [], []
+    if config:
+        changes["config"] = config
+        verb = {"created": "create", "updated": "update"}[config["action"]]
+        future.append(f"{verb} the config {config['path']}")
+        past.append(f"{config['action']} the config {config['path']}")
+    if not live:
+        changes["guest"] = {"old": domain_state, "new": "running"}
+        if domain_state in DEAD:
+            future.append(f"destroy the {domain_state} domain {name} and boot it again")
+            past.append(f"destroyed the {domain_state} domain {name} and booted it again")
+        else:
+            future.append(f"boot {name}")
+            past.append(f"booted {name}")
+    elif restart:
+        changes["guest"] = {"old": domain_state, "new": "restarted"}
+        future.append(f"restart {name}")
+        past.append(f"restarted {name}")
+    note = ""
+    if config and live and not restart:
+        note = (f"; {name} keeps running with its previous configuration until it is "
+                "restarted (restart_on_change is False)")
+    return changes, future, past, note
+
+
+def fingerprint(wanted, kernel, ramdisk):
+    """What a boot depends on: the config's text and the kernel's and
+    ramdisk's files (path, size, mtime)."""
+    digest = hashlib.sha256(wanted.encode("utf-8"))
+    for path in (kernel, ramdisk):
+        if path:
+            info = os.stat(path)
+            digest.update(f"\0{path}\0{info.st_size}\0{info.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def kernel_question(kernel, settings):
+    """What the kernel check of a guest asks (the arguments of
+    ``guest_kernel.check`` and the key of its answer in a run):
+    ``(kernel, ramdisk, dhcp, guest_type)``."""
+    network = settings.get("network")
+    dhcp = network == "dhcp" or (network is None and settings.get("dhcp") != "off") or (
+        isinstance(network, dict) and bool(network.get("dhcp")))
+    return kernel, settings.get("ramdisk"), dhcp, settings.get("guest_type") or "pv"
+
+
+def failed_before(name, failure, fingerprint_, retry):
+    """Why a boot is not tried again: it failed before (``failure``, as
+    ``guest_console.last_failure`` keeps it) with the same fingerprint, and
+    ``retry`` is not set; or None."""
+    if failure and failure.get("fingerprint") == fingerprint_ and not retry:
+        return (f"{name} failed to boot with this config and kernel ({failure['time']}): "
+                f"{failure['comment']}. Not booting it again until its config, kernel or "
+                "export changes (or retry: True)")
+    return None
+
+
+def kernel_refusal(name, kernel, verdict):
+    """Why the kernel is refused (``guest_kernel.check``'s verdict), or None."""
+    if verdict["checked"] and verdict["ok"] is False:
+        return (f"The kernel {kernel} of {name} cannot mount an NFS root: "
+                + "; ".join(verdict["problems"]))
+    return None
+
+
+def kernel_note(verdict):
+    """What the comment adds about a kernel that could not be checked."""
+    return "" if verdict["checked"] else f" ({verdict['reason']})"
+
+
+def proof(seen, log):
+    """A boot's console verdict (``guest_console.watch``'s answer) in words:
+    (the failure, or None, and what the comment adds)."""
+    if seen["verdict"] == "failed":
+        lines = " | ".join(seen["lines"])
+        reason = f"{seen['evidence']} after {seen['seconds']} s (console {log}: {lines})"
+        return reason, f", but it failed to come up on its NFS root: {reason}"
+    if seen["verdict"] == "mounted":
+        return None, (f"; its console shows it on its NFS root after {seen['seconds']} s: "
+                      f"{seen['evidence']}")
+    if seen["verdict"] == "alive":
+        return None, (f"; it still runs after {seen['seconds']} s but its console "
+                      f"({log}) has not shown its root mounted")
+    return None, (f"; it still runs after {seen['seconds']} s; the root mount was not "
+                  f"seen (no console log {log}: is xenconsoled logging guests?)")
+
+
+def stop_prediction(name, domain_state, timeout):
+    """What stopping a domain in ``domain_state`` would do (``test=True``)."""
+    if domain_state in RUNNING and domain_state != "paused":
+        return f"Would shut down {name} (destroying it if still up after {timeout} s)"
+    return f"Would destroy the {domain_state} domain {name}"
+
+
+def stop_comment(name, domain_state, timeout, destroyed):
+    """What stopping a domain in ``domain_state`` did."""
+    if not destroyed:
+        return f"Shut down {name}"
+    if domain_state in RUNNING and domain_state != "paused":
+        return f"{name} did not shut down within {timeout} s: destroyed it"
+    return f"Destroyed the {domain_state} domain {name}"
