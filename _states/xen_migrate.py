@@ -25,10 +25,14 @@ from the mine (one ``mine.get``) and writes, on this dom0:
   ``restrict,from="ADDRESS",command="WRAPPER"``: the peer's key may run
   ``xl migrate-receive`` with the options xl passes, from that address, and
   nothing else (every other line of the file is kept byte for byte);
-* the forced command ``WRAPPER`` (``xen_migrate.wrapper_text``);
+* the forced command ``WRAPPER`` (``xen_nfsroot_lib.trust.wrapper_text``);
 * its own ``known_hosts`` with the peers' host keys, which
-  ``xen_migrate.ssh_command`` (the ``ssh_command`` of ``xm.migrate``) makes
-  ssh trust, and nothing else.
+  ``xen_nfsroot_lib.trust.ssh_command`` (the ``ssh_command`` of
+  ``xm.migrate``) makes ssh trust, and nothing else.
+
+The files' texts are the library's plans (:mod:`xen_nfsroot_lib.trust`),
+read and written with its safe file routine (:mod:`xen_nfsroot_lib.files`);
+the key pair and the mine are the execution module's operations.
 
 A peer whose keys are not in the mine yet (its ``xen_migrate.key`` state has
 not run) is reported in the comment and left out, and the state still
@@ -43,19 +47,17 @@ dom0s' pillar or minion config::
       xen_migrate.public_keys: []
 """
 
+import os
+
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from xen_nfsroot_lib import files, trust
 
 __virtualname__ = "xen_migrate"
 
-# The defaults of the xen_migrate execution module (xen_migrate.KEY, ...).
-KEY = "/etc/xen-nfsroot/migrate_key"
-KNOWN_HOSTS = "/etc/xen-nfsroot/known_hosts"
-WRAPPER = "/usr/local/sbin/xen-nfsroot-migrate-receive"
-MINE_FUNCTION = "xen_migrate.public_keys"
-
 
 def __virtual__():
-    if "xen_migrate.plan_authorized" in __salt__:
+    if "xen_migrate.key_pair" in __salt__:
         return __virtualname__
     return (False, "xen_migrate: the xen_migrate execution module is not loaded")
 
@@ -94,16 +96,16 @@ def _key_changes(path, pair, comment):
 
 def _publish(ret, path, test):
     if test:
-        ret["comment"] += f" It would then be published to the mine ({MINE_FUNCTION})."
+        ret["comment"] += f" It would then be published to the mine ({trust.MINE_FUNCTION})."
         return
-    sent = (__salt__["mine.send"](MINE_FUNCTION) if path == KEY
-            else __salt__["mine.send"](MINE_FUNCTION, key=path))
+    sent = (__salt__["mine.send"](trust.MINE_FUNCTION) if path == trust.KEY
+            else __salt__["mine.send"](trust.MINE_FUNCTION, key=path))
     if sent:
-        ret["comment"] += f" Published to the mine ({MINE_FUNCTION})."
+        ret["comment"] += f" Published to the mine ({trust.MINE_FUNCTION})."
     else:
         ret["result"] = False
-        ret["comment"] += (f" But mine.send {MINE_FUNCTION} failed: the peers will see the key "
-                           "after the next mine update.")
+        ret["comment"] += (f" But mine.send {trust.MINE_FUNCTION} failed: the peers will see "
+                           "the key after the next mine update.")
 
 
 def key(name, publish=True):
@@ -126,8 +128,8 @@ def key(name, publish=True):
     ret = _ret(name)
     test = bool(__opts__.get("test"))
     try:
-        path = __salt__["xen_migrate.check_path"](name, "name")
-        comment = __salt__["xen_migrate.key_comment"]()
+        path = trust.check_path(name, "name")
+        comment = trust.key_comment(__opts__["id"])
         pair = __salt__["xen_migrate.key_pair"](path)
         if not pair["private"]:
             ret["changes"] = {"created": {"path": path, "type": "ssh-ed25519",
@@ -174,12 +176,7 @@ def _choose_path(value, default, field):
         return default
     if value is False or value is None:
         return None
-    return __salt__["xen_migrate.check_path"](value, field)
-
-
-def _read_text(path):
-    data = __salt__["nfsroot_files.read"](path)
-    return None if data is None else data.decode("utf-8", "surrogateescape")
+    return trust.check_path(value, field)
 
 
 def _peer_diff(old, new):
@@ -196,18 +193,18 @@ def _mined(peers):
     """{peer: checked public keys} of the peers the mine holds."""
     if not peers:
         return {}
-    mined = __salt__["mine.get"](tgt=list(peers), fun=MINE_FUNCTION, tgt_type="list")
+    mined = __salt__["mine.get"](tgt=list(peers), fun=trust.MINE_FUNCTION, tgt_type="list")
     if not isinstance(mined, dict):
-        raise CommandExecutionError(f"mine.get {MINE_FUNCTION}: {mined!r} is not a mapping of "
-                                    "minion id to keys")
-    return {peer: __salt__["xen_migrate.check_mined"](peer, mined[peer])
+        raise CommandExecutionError(f"mine.get {trust.MINE_FUNCTION}: {mined!r} is not a mapping "
+                                    "of minion id to keys")
+    return {peer: trust.check_mined(peer, mined[peer])
             for peer in peers if peer in mined}
 
 
 def _plan_authorized(path, peers, published, wrapper):
     """(file plan or None, warnings) of authorized_keys."""
     current = _read_text(path)
-    old = __salt__["xen_migrate.authorized_peers"](current)
+    old = trust.authorized_peers(current)
     entries, warnings = {}, []
     for peer, where in peers.items():
         key_line = published.get(peer, {}).get("migrate_key")
@@ -221,16 +218,16 @@ def _plan_authorized(path, peers, published, wrapper):
                 else f"no entry for it in {path} yet")
         warnings.append(f"{peer} {why} (its xen_migrate.key state has not run): {kept}; "
                         "the next run after it has adds it")
-    text = __salt__["xen_migrate.plan_authorized"](current or "", entries, wrapper)
-    new = __salt__["xen_migrate.authorized_peers"](text)
-    plan = {"path": path, "text": text, "current": current, "mode": 0o600,
-            "directory_mode": 0o700, "diff": _peer_diff(old, new)}
+    text = trust.plan_authorized(current or "", entries, wrapper)
+    new = trust.authorized_peers(text)
+    plan = {"path": path, "text": text, "current": current, "mode": trust.PRIVATE_MODE,
+            "directory_mode": trust.PRIVATE_DIRECTORY_MODE, "diff": _peer_diff(old, new)}
     return plan, warnings
 
 
 def _plan_known_hosts(path, peers, published):
     current = _read_text(path)
-    old = __salt__["xen_migrate.known_hosts_peers"](current)
+    old = trust.known_hosts_peers(current)
     wanted, warnings = {}, []
     for peer, where in peers.items():
         if peer in published:
@@ -241,20 +238,20 @@ def _plan_known_hosts(path, peers, published):
         else:
             host_keys = old.get(peer, {}).get("host_keys", [])
         wanted[peer] = dict(where, host_keys=host_keys)
-    text = __salt__["xen_migrate.plan_known_hosts"](wanted)
-    new = __salt__["xen_migrate.known_hosts_peers"](text)
+    text = trust.plan_known_hosts(wanted)
+    new = trust.known_hosts_peers(text)
     plan = {"path": path, "text": text, "current": current, "mode": 0o644,
-            "directory_mode": 0o700, "diff": _peer_diff(old, new)}
+            "directory_mode": trust.PRIVATE_DIRECTORY_MODE, "diff": _peer_diff(old, new)}
     return plan, warnings
 
 
 def _plan_wrapper(path):
     current = _read_text(path)
-    plan = {"path": path, "text": __salt__["xen_migrate.wrapper_text"](), "current": current,
-            "mode": 0o755, "directory_mode": 0o755, "exact_mode": True, "diff": {}}
+    plan = {"path": path, "text": trust.wrapper_text(), "current": current,
+            "mode": trust.WRAPPER_MODE, "directory_mode": 0o755, "exact_mode": True, "diff": {}}
     mode = __salt__["xen_migrate.file_mode"](path)
-    if current is not None and mode != 0o755:
-        plan["diff"]["mode"] = {"old": _octal(mode), "new": "0755"}
+    if current is not None and mode != trust.WRAPPER_MODE:
+        plan["diff"]["mode"] = {"old": _octal(mode), "new": _octal(trust.WRAPPER_MODE)}
     if current is not None and current != plan["text"]:
         plan["diff"]["content"] = "rewritten"
     return plan
@@ -283,11 +280,6 @@ def _describe(change):
     return f"{change['path']} ({', '.join(parts) or 'rewritten'})"
 
 
-def _write(plan):
-    __salt__["xen_migrate.write_file"](
-        plan["path"], plan["text"], mode=plan["mode"], directory_mode=plan["directory_mode"],
-        previous=(plan["current"] or "").encode("utf-8", "surrogateescape"),
-        exact_mode=plan.get("exact_mode", False))
 
 
 def _sentences(comment, warnings):
@@ -332,10 +324,10 @@ def trusted(name, peers, known_hosts=True, wrapper=True):
     ret = _ret(name)
     test = bool(__opts__.get("test"))
     try:
-        path = __salt__["xen_migrate.check_path"](name, "name")
-        checked = __salt__["xen_migrate.check_peers"](peers)
-        hosts_path = _choose_path(known_hosts, KNOWN_HOSTS, "known_hosts")
-        wrapper_path = _choose_path(wrapper, WRAPPER, "wrapper")
+        path = trust.check_path(name, "name")
+        checked = trust.check_peers(peers)
+        hosts_path = _choose_path(known_hosts, trust.KNOWN_HOSTS, "known_hosts")
+        wrapper_path = _choose_path(wrapper, trust.WRAPPER, "wrapper")
         published = _mined(checked)
         plans = []
         if wrapper_path:
@@ -345,7 +337,7 @@ def trusted(name, peers, known_hosts=True, wrapper=True):
             plan, more = _plan_known_hosts(hosts_path, checked, published)
             plans.append(("known_hosts", plan))
             warnings += more
-        plan, more = _plan_authorized(path, checked, published, wrapper_path or WRAPPER)
+        plan, more = _plan_authorized(path, checked, published, wrapper_path or trust.WRAPPER)
         plans.append(("authorized_keys", plan))
         warnings = more + warnings
     except (CommandExecutionError, SaltInvocationError) as err:
@@ -381,3 +373,39 @@ def trusted(name, peers, known_hosts=True, wrapper=True):
         ret["changes"][role] = change
     ret["comment"] = _sentences(f"Updated the migration trust of {who}: {described}.", warnings)
     return ret
+
+
+# ---------------------------------------------------------------------------
+# The files
+# ---------------------------------------------------------------------------
+
+
+def _read_text(path):
+    data = files.read(path)
+    return None if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def _make_directory(directory, mode):
+    """Create a missing directory with mode (its missing parents 0755); an
+    existing one is left as it is."""
+    if os.path.isdir(directory):
+        return
+    os.makedirs(os.path.dirname(directory), mode=0o755, exist_ok=True)
+    try:
+        os.mkdir(directory, mode)
+    except FileExistsError:
+        return
+    os.chmod(directory, mode)
+
+
+def _write(plan):
+    """Write one file of the plan with the library's safe file routine: only
+    if it still holds what it held when it was read; its directory created
+    with the plan's mode when missing; an existing file keeps its mode unless
+    the plan's is exact (the wrapper must be executable)."""
+    path = plan["path"]
+    _make_directory(os.path.dirname(path), plan["directory_mode"])
+    files.write(path, plan["text"], mode=plan["mode"],
+                previous=(plan["current"] or "").encode("utf-8", "surrogateescape"))
+    if plan.get("exact_mode") and __salt__["xen_migrate.file_mode"](path) != plan["mode"]:
+        os.chmod(path, plan["mode"])

@@ -10,9 +10,9 @@ authorized_keys, known_hosts and wrapper the sshd and ssh use. The sshd
 that authorized_keys; ``SetEnv PATH`` puts a fake ``xl`` first, which
 records its arguments and copies its input to its output. Every connection
 is made as ``xl migrate`` makes it: ``sh -c "exec SSH HOST COMMAND"`` with
-the ``ssh_command`` of the module. Nothing under /root/.ssh or /etc/ssh is
-read or written (sshd needs its privilege separation directory /run/sshd,
-created when missing).
+the ``ssh_command`` of the library (``xen_nfsroot_lib.trust``). Nothing
+under /root/.ssh or /etc/ssh is read or written (sshd needs its privilege
+separation directory /run/sshd, created when missing).
 """
 
 import os
@@ -23,6 +23,8 @@ import subprocess
 import time
 
 import pytest
+
+from xen_nfsroot_lib import trust as trust_plans
 
 SSHD = "/usr/sbin/sshd"
 INPUT = bytes(range(256)) * 64  # a migration stream is binary
@@ -160,7 +162,7 @@ def lab(tmp_path_factory, loaders, minion_opts):
     lab.results["trusted"] = states.xen_migrate.trusted(**trust)
     lab.results["trusted again"] = states.xen_migrate.trusted(**trust)
     lab.trust = trust
-    lab.ssh_command = modules.xen_migrate.ssh_command(
+    lab.ssh_command = trust_plans.ssh_command(
         port=lab.port, key=str(lab.key), known_hosts=str(lab.known_hosts))
     sshd = start_sshd(lab)
     try:
@@ -288,7 +290,7 @@ def test_a_key_admitted_from_another_address_is_refused(lab, loaders):
     line = other.with_suffix(".pub").read_text().strip()
     current = lab.authorized.read_text()
     for address, admitted in (("192.0.2.99", False), ("127.0.0.1", True)):
-        text = modules.xen_migrate.plan_authorized(current, {
+        text = trust_plans.plan_authorized(current, {
             lab.minion_id: None,
             "dom0-elsewhere": {"key": line, "address": address}}, str(lab.wrapper))
         lab.authorized.write_text(text)
@@ -315,7 +317,7 @@ def test_a_host_whose_key_is_not_trusted_is_not_reached(lab, loaders):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
                    check=True)
     known_hosts = lab.root / "other_known_hosts"
-    known_hosts.write_text(loaders.modules.xen_migrate.plan_known_hosts({lab.minion_id: {
+    known_hosts.write_text(trust_plans.plan_known_hosts({lab.minion_id: {
         "address": "127.0.0.1", "port": lab.port,
         "host_keys": [stranger.with_suffix(".pub").read_text()]}}))
     proc, argv = lab.run("xl migrate-receive", known_hosts=known_hosts)

@@ -1,21 +1,24 @@
 """xen_migrate.key and xen_migrate.trusted with a mocked loader.
 
 The states' ``__salt__`` holds the real xen_migrate and nfsroot_files
-functions working on temporary files and the real ssh-keygen (through a
-cmd.run_all stand-in); the mine is a dictionary (``mine.get`` and
-``mine.send`` record their calls).
+functions working on temporary files and the real ssh-keygen (through the
+cmd.run_all fake running it for real); the mine is a dictionary
+(``mine.get`` and ``mine.send`` record their calls).
 """
 
 import os
 import stat
-import subprocess
 
 import pytest
+from salt.exceptions import CommandExecutionError
 
+from tests.support.commands import Commands
 from tests.support.loader import functions
-from tests.unit.modules.test_xen_migrate import blob, key_line
+from tests.unit.utils.test_ssh_keys import blob, key_line
 from xen_nfsroot.modules import nfsroot_files, xen_migrate
 from xen_nfsroot.states import xen_migrate as migrate_state
+from xen_nfsroot_lib import files as trust_files
+from xen_nfsroot_lib import trust
 
 MINE_FUNCTION = "xen_migrate.public_keys"
 
@@ -41,14 +44,6 @@ class Mine:
         return self.send_result
 
 
-def run_all(cmd, python_shell=None, ignore_retcode=None):
-    assert isinstance(cmd, list)
-    assert python_shell is False
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          check=False)
-    return {"retcode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
-
-
 @pytest.fixture
 def mine():
     return Mine()
@@ -62,7 +57,8 @@ def opts():
 @pytest.fixture
 def configure_loader_modules(mine, opts):
     salt = functions(xen_migrate, nfsroot_files)
-    salt.update({"cmd.run_all": run_all, "mine.get": mine.get, "mine.send": mine.send})
+    salt.update({"cmd.run_all": Commands(real=True), "mine.get": mine.get,
+                 "mine.send": mine.send})
     return {migrate_state: {"__salt__": salt, "__opts__": opts},
             xen_migrate: {"__salt__": salt, "__opts__": opts},
             nfsroot_files: {"__salt__": salt, "__opts__": opts}}
@@ -72,10 +68,7 @@ def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_the_state_defaults_are_the_modules():
-    assert migrate_state.KEY == xen_migrate.KEY
-    assert migrate_state.KNOWN_HOSTS == xen_migrate.KNOWN_HOSTS
-    assert migrate_state.WRAPPER == xen_migrate.WRAPPER
+def test_the_state_needs_the_execution_module():
     assert migrate_state.__virtual__() == "xen_migrate"
     salt = migrate_state.__salt__
     saved = dict(salt)
@@ -96,7 +89,7 @@ def test_the_state_defaults_are_the_modules():
 def key_path(tmp_path, monkeypatch):
     """The formula's key path, moved into a temporary directory."""
     path = str(tmp_path / "etc" / "xen-nfsroot" / "migrate_key")
-    monkeypatch.setattr(migrate_state, "KEY", path)
+    monkeypatch.setattr(trust, "KEY", path)
     return path
 
 
@@ -277,7 +270,7 @@ def test_trusted_writes_the_three_files(files, published, mine):
     assert "warnings" not in ret
     assert mine.gets == [{"tgt": ["dom0-b", "dom0-c"], "fun": MINE_FUNCTION,
                           "tgt_type": "list"}]
-    assert files.wrapper.read_text() == xen_migrate.wrapper_text()
+    assert files.wrapper.read_text() == trust.wrapper_text()
     assert mode(files.wrapper) == 0o755
     assert files.authorized.read_text() == (
         entry("dom0-b", 2, "192.0.2.11", files.wrapper) + "\n"
@@ -429,14 +422,14 @@ def test_the_wrapper_is_repaired(files, published):
     files.wrapper.write_text("#!/bin/sh\nexec sh\n")
     ret = files.trusted(PEERS)
     assert ret["changes"] == {"wrapper": {"path": str(files.wrapper), "content": "rewritten"}}
-    assert files.wrapper.read_text() == xen_migrate.wrapper_text()
+    assert files.wrapper.read_text() == trust.wrapper_text()
 
 
 def test_known_hosts_and_wrapper_false_leave_them_alone(files, published):
     ret = files.trusted(PEERS, known_hosts=False, wrapper=False)
     assert set(ret["changes"]) == {"authorized_keys"}
     assert not files.known_hosts.exists() and not files.wrapper.exists()
-    assert f'command="{xen_migrate.WRAPPER}"' in files.authorized.read_text()
+    assert f'command="{trust.WRAPPER}"' in files.authorized.read_text()
 
 
 @pytest.mark.parametrize(("mined", "message"), [
@@ -505,7 +498,7 @@ def test_a_mine_that_does_not_answer_with_a_mapping_fails(files, mine):
 def test_a_concurrent_edit_of_authorized_keys_is_not_lost(files, published, monkeypatch):
     files.authorized.parent.mkdir(mode=0o700)
     files.authorized.write_text("# first\n")
-    real_read = migrate_state.__salt__["nfsroot_files.read"]
+    real_read = trust_files.read
 
     def read_then_edit(path, root=None):
         data = real_read(path, root)
@@ -513,10 +506,31 @@ def test_a_concurrent_edit_of_authorized_keys_is_not_lost(files, published, monk
             files.authorized.write_text("# edited meanwhile\n")
         return data
 
-    monkeypatch.setitem(migrate_state.__salt__, "nfsroot_files.read", read_then_edit)
+    monkeypatch.setattr(trust_files, "read", read_then_edit)
     ret = files.trusted({"dom0-b": "192.0.2.11"})
     assert ret["result"] is False
     assert ret["comment"].startswith(f"Could not write {files.authorized}: ")
     assert "changed since it was read" in ret["comment"]
     assert set(ret["changes"]) == {"wrapper", "known_hosts"}
     assert files.authorized.read_text() == "# edited meanwhile\n"
+
+
+def test_a_file_is_written_in_a_private_directory_keeping_an_existing_mode(tmp_path):
+    path = tmp_path / "root" / ".ssh" / "authorized_keys"
+
+    def write(text, mode=0o644, directory_mode=0o755, current=None, exact_mode=False):
+        migrate_state._write({"path": str(path), "text": text, "mode": mode,
+                              "directory_mode": directory_mode, "current": current,
+                              "exact_mode": exact_mode})
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert write("a\n", mode=0o600, directory_mode=0o700) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    path.chmod(0o640)
+    os.chown(path, 1234, 5678)
+    assert write("b\n", mode=0o600, current="a\n") == 0o640
+    assert (path.read_text(), path.stat().st_uid, path.stat().st_gid) == ("b\n", 1234, 5678)
+    with pytest.raises(CommandExecutionError, match="changed since it was read"):
+        write("c\n", current="a\n")
+    assert path.read_text() == "b\n"
+    assert write("b\n", mode=0o755, current="b\n", exact_mode=True) == 0o755
