@@ -308,7 +308,7 @@ def trusted(name, peers, known_hosts=True, wrapper=True):
         dom0 connects to. A peer no longer listed loses its entry.
     known_hosts
         ``True``: write ``/etc/xen-nfsroot/known_hosts`` (the file
-        ``xen_migrate.ssh_command`` names); a path: write that file instead;
+        ``trust.ssh_command`` names); a path: write that file instead;
         ``False``: leave it alone. The file is the formula's own: it holds
         the peers' host keys and nothing else.
     wrapper
