@@ -26,7 +26,7 @@ import subprocess
 import threading
 import time
 
-from progress import Sign, WaitError, wait_until
+from progress import Sign, WaitError, file_sign, wait_until
 
 KVM_GET_API_VERSION = 0xAE00
 KVM_CREATE_VM = 0xAE01
@@ -206,7 +206,7 @@ class Dom0VM:
         relay = self.lab.relay
         forwards = ",".join(
             f"guestfwd=tcp:10.0.2.100:{guest_port}-cmd:{relay} {host_port}"
-            for guest_port, host_port in self.lab.forwards()
+            for guest_port, host_port in self.lab.master.forwards()
         )
         accel = (["-accel", "kvm", "-cpu", "host"] if accelerator == "kvm"
                  else ["-accel", "tcg,thread=multi", "-cpu", "qemu64,+svm"])
@@ -307,7 +307,7 @@ class Dom0VM:
         try:
             # Under KVM the dom0's kernel starts within seconds: a console
             # silent for a minute, with QEMU's log silent too, is a stuck boot.
-            result = wait_until("KVM probe", done, [self.console.sign(), _file_sign(self.qemu_log)],
+            result = wait_until("KVM probe", done, [self.console.sign(), file_sign(self.qemu_log)],
                                 (60, 600))
         except WaitError as err:
             return str(err)
@@ -339,15 +339,6 @@ class Dom0VM:
             return None
         return wait_until(f"{self.minion}: {milestone} on the console", done,
                           [self.console.sign()], limits)
-
-
-def _file_sign(path):
-    def size():
-        try:
-            return path.stat().st_size
-        except FileNotFoundError:
-            return 0
-    return Sign(path.name, size)
 
 
 def _first_line(path):

@@ -62,3 +62,14 @@ def parse(text):
     if incomplete:
         raise ValueError(f"facts without an exit status: {incomplete}")
     return facts
+
+
+def of_run_all(ret):
+    """The facts of a ``cmd.run_all`` return of the script, or None if it
+    failed or printed no facts."""
+    if not isinstance(ret, dict) or ret.get("retcode") != 0:
+        return None
+    try:
+        return parse(ret["stdout"])
+    except ValueError:
+        return None

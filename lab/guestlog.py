@@ -5,8 +5,9 @@
     XEN-NFSROOT-GUEST-TICK n=COUNTER uptime=SECS   every N s with lab_tick=N
 
 xenconsoled writes it to ``guest-NAME.log``, or ``guest-NAME--incoming.log``
-for a guest that arrived by live migration (the name it first saw).  Shared
-by the runner and the end-to-end tests.
+for a guest that arrived by live migration (the name it first saw): the
+formula's ``xen_nfsroot_lib.console.log_path``.  Shared by the runner and the
+end-to-end tests.
 """
 
 import dataclasses
@@ -15,7 +16,6 @@ import re
 UP = "XEN-NFSROOT-GUEST-UP"
 ROOT = "XEN-NFSROOT-GUEST-ROOT"
 TICK = re.compile(r"XEN-NFSROOT-GUEST-TICK n=(\d+) uptime=(\d+(?:\.\d+)?)")
-CONSOLE_DIR = "/var/log/xen/console"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,10 +34,6 @@ def ticks(text):
             found.append(Tick(int(match.group(1)), float(match.group(2)),
                               line[match.start():].strip()))
     return found
-
-
-def log_path(guest, incoming=False):
-    return f"{CONSOLE_DIR}/guest-{guest}{'--incoming' if incoming else ''}.log"
 
 
 def root_line(text):

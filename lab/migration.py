@@ -19,10 +19,11 @@ import time
 import facts
 import guestlog
 import saltout
+from guests import GUEST, GUEST_ROOT, domains
 from progress import Sign
 
-GUEST = "nfsguest"
-ROOT = "/srv/xen/guest"
+from xen_nfsroot_lib.console import log_path
+
 MIGRATE_ORCH = "orch.xen_nfsroot_migrate"
 TICKS_WANTED = 2
 
@@ -32,7 +33,7 @@ class Error(Exception):
 
 
 class Steps:
-    """The steps, on a ``runner.Lab`` (its salt, facts and wait helpers)."""
+    """The steps, on a ``runner.Lab`` (its salt CLI, results and waits)."""
 
     def __init__(self, lab, error):
         self.lab = lab
@@ -45,11 +46,11 @@ class Steps:
         """One job on both dom0s: the guest's two console logs and xl list on
         each, the tick on its root on the NFS server: {minion: facts}."""
         wanted = {"xl-list": "xl list",
-                  "console": f"cat {guestlog.log_path(GUEST)} 2>/dev/null; true",
-                  "console-incoming": f"cat {guestlog.log_path(GUEST, True)} 2>/dev/null; true",
-                  "tick-on-root": f"cat {ROOT}/tick 2>/dev/null; true",
+                  "console": f"cat {log_path(GUEST)} 2>/dev/null; true",
+                  "console-incoming": f"cat {log_path(GUEST, incoming=True)} 2>/dev/null; true",
+                  "tick-on-root": f"cat {GUEST_ROOT}/tick 2>/dev/null; true",
                   **(extra or {})}
-        answers = self.lab.salt_all(label, "cmd.run_all", facts.script(wanted),
+        answers = self.lab.cli.salt_all(label, "cmd.run_all", facts.script(wanted),
                                     "python_shell=True")
         found = {}
         for minion, ret in answers.items():
@@ -60,7 +61,7 @@ class Steps:
 
     def where(self, found):
         """{minion: [domain names]} from a look."""
-        return {minion: _domains(seen["xl-list"]["stdout"]) for minion, seen in found.items()}
+        return {minion: domains(seen["xl-list"]["stdout"]) for minion, seen in found.items()}
 
     def wait_ticks(self, label, minion, log, since_counter, count=TICKS_WANTED):
         """Poll until ``minion``'s ``log`` ('console' or 'console-incoming')
@@ -95,7 +96,7 @@ class Steps:
         """Run the migration orchestration; check the guest left ``source``
         for ``target`` in one life; record the migration."""
         began = time.monotonic()
-        rc, answer = self.lab.salt_run(label, "state.orchestrate", MIGRATE_ORCH,
+        rc, answer = self.lab.cli.salt_run(label, "state.orchestrate", MIGRATE_ORCH,
                                        f"pillar={json.dumps(pillar)}", check=False)
         took = time.monotonic() - began
         states = saltout.orch_states(answer)
@@ -128,7 +129,7 @@ class Steps:
                 for names in where.values() for name in names):
             raise self.error(f"after the move xl list shows {where}")
         if not _tick_on_root_after(found, self.home.minion, before[-1].counter):
-            raise self.error(f"{ROOT}/tick on the server has no tick written after "
+            raise self.error(f"{GUEST_ROOT}/tick on the server has no tick written after "
                              f"the move: {found[self.home.minion]['tick-on-root']['stdout']!r}")
         record = {"guest": GUEST, "from": source.minion, "to": target.minion,
                   "seconds": round(_duration(moved, took), 1),
@@ -139,7 +140,7 @@ class Steps:
                   "tick_on_root": found[self.home.minion]["tick-on-root"]["stdout"].strip(),
                   "comment": comment}
         self.migrations.append(record)
-        self.lab.save_results()
+        self.lab.results.save()
         self.lab.say(f"{GUEST} moved {source.minion} -> {target.minion} in "
                      f"{record['seconds']} s: {before[-1].line} -> {after[0].line}; the server "
                      f"reads {record['tick_on_root']!r}; {comment}")
@@ -155,7 +156,7 @@ class Steps:
         says where it runs; a forced boot there is refused.  Two jobs: the
         highstate (and the guest's state arguments, for the forced one);
         the forced boots and the home dom0's xl list after them."""
-        answers = self.lab.compound("highstate-home", [
+        answers = self.lab.cli.compound("highstate-home", [
             ("state.apply",), ("xen_nfsroot.guest", GUEST)], vm=self.home, check=False)
         state = saltout.by_id(answers.get("state.apply")).get(f"xen_nfsroot-guest-{GUEST}")
         if not state or state.get("result") is not True or state.get("changes") or (
@@ -167,7 +168,7 @@ class Steps:
         # Forced: the boot by name the orchestration asks for, and the state
         # itself with the guest's arguments, on the home dom0.  Neither may
         # boot it: it runs on the other dom0.
-        forced = self.lab.compound("forced-boot", [
+        forced = self.lab.cli.compound("forced-boot", [
             ("state.apply", "xen_nfsroot.dom0",
              "pillar=" + json.dumps({"xen_nfsroot_guest": GUEST, "xen_nfsroot_boot": True})),
             ("state.single", "xen_guest.running", *running_args(
@@ -178,10 +179,10 @@ class Steps:
         single = forced.get("state.single")
         single = next(iter(single.values()), None) if isinstance(single, dict) else None
         listing = forced.get("cmd.run_all") or {}
-        domains = _domains(facts.parse(listing["stdout"])["xl-list"]["stdout"]) if (
+        running = domains(facts.parse(listing["stdout"])["xl-list"]["stdout"]) if (
             listing.get("retcode") == 0) else None
-        if domains is None or GUEST in domains:
-            raise self.error(f"after the forced boots {self.home.minion} runs {domains}")
+        if running is None or GUEST in running:
+            raise self.error(f"after the forced boots {self.home.minion} runs {running}")
         for label, ret in (("state.apply xen_nfsroot.dom0 (boot by name)", by_name),
                            ("state.single xen_guest.running", single)):
             if not isinstance(ret, dict) or (ret.get("changes") or {}).get("guest") or (
@@ -191,7 +192,7 @@ class Steps:
         self.lab.results["double_boot_refused"] = single["comment"]
         self.lab.results["double_boot_refused_by_name"] = by_name["comment"]
         self.lab.say(f"forced boots on {self.home.minion} refused: {single['comment']}; "
-                     f"xl list there: {domains}")
+                     f"xl list there: {running}")
 
     def step_evacuate(self):
         """(4) Evacuating the other dom0 brings the guest back home."""
@@ -211,10 +212,6 @@ def running_args(guest, home, error):
     name = args.pop("name", GUEST)
     return [name, *(f"{key}={value if isinstance(value, str) else json.dumps(value)}"
                     for key, value in args.items())]
-
-
-def _domains(xl_list):
-    return [line.split()[0] for line in xl_list.splitlines()[1:] if line.strip()]
 
 
 def _tick_on_root_after(found, server, counter):

@@ -14,6 +14,14 @@ import time
 
 import salt.utils.event
 
+# How long a lab wait lets nothing move (no console line, no event from the
+# minion, no output) before it gives up, and the most any one wait may take.
+# Both are far above what this machine needs even with a CPU hog beside the
+# lab (the longest silence measured is about a minute): a machine 5x slower
+# still passes.
+IDLE = 900
+CEILING = 3600
+
 
 class WaitError(Exception):
     """A wait gave up: the message says what was seen last and when."""
@@ -42,6 +50,16 @@ class Sign:
         if self.describe is None:
             return f"{self.name}: {self.value!r}"
         return f"{self.name}: {self.describe()}"
+
+
+def file_sign(path):
+    """A progress sign: the size of the file ``path`` (0 while it does not exist)."""
+    def size():
+        try:
+            return path.stat().st_size
+        except FileNotFoundError:
+            return 0
+    return Sign(path.name, size, lambda: f"{size()} bytes")
 
 
 def wait_until(what, done, signs, limits, interval=0.5):

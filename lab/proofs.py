@@ -1,5 +1,5 @@
 """Issue 13 in the real Xen: every boot carries its proof, or its failure
-with the reason, judged from step 1's orchestration (``runner.Lab``).
+with the reason, judged from step 1's orchestration (``onehost.Steps``).
 
 * ``nfsguest``: its ``xen_guest.running`` comment quotes the console line of
   its root mounted over NFS (its ``boot_marker``, the guest's own
@@ -18,12 +18,18 @@ import re
 
 import guestlog
 import saltout
+from guests import (
+    GUEST,
+    GUEST_ADDRESS,
+    GUEST_ROOT,
+    REFUSED_GUEST,
+    SERVER_ADDRESS,
+    UNMOUNTED_GUEST,
+    domains,
+)
 
-GUEST = "nfsguest"
-REFUSED = "stockkernel"
-UNMOUNTED = "noexport"
-SERVER = "10.99.0.1"
-ROOT_MARKER = "XEN-NFSROOT-GUEST-ROOT"
+from xen_nfsroot_lib.console import log_path
+
 # noexport's boot_timeout, as lab/pillar gives it.
 UNMOUNTED_BOOT_TIMEOUT = 400
 # How long the failed guest may take to halt once its failure is seen.
@@ -31,9 +37,13 @@ HALT_WAIT = 300
 
 
 class Proofs:
-    def __init__(self, lab, error):
+    """The proofs, on a ``runner.Lab`` (its salt CLI, results and master)
+    and step 1's ``orchestration`` ({state id: return})."""
+
+    def __init__(self, lab, error, orchestration):
         self.lab = lab
         self.error = error
+        self.orchestration = orchestration
         self.minion = lab.dom0.minion
         self.proof = lab.results.setdefault("proof", {})
         self.errors = []
@@ -41,7 +51,7 @@ class Proofs:
     def guest_state(self, guest):
         """The xen_guest state of ``guest`` in the boot step of step 1's
         orchestration, as its dom0 returned it."""
-        boot = self.lab.orchestration.get(f"xen_nfsroot-boot-{guest}")
+        boot = self.orchestration.get(f"xen_nfsroot-boot-{guest}")
         if boot is None:
             raise self.error(f"the orchestration has no boot step for {guest}")
         found = saltout.minion_states(boot, self.minion).get(f"xen_nfsroot-guest-{guest}")
@@ -55,7 +65,7 @@ class Proofs:
         ret = self.guest_state(GUEST)
         comment = ret.get("comment") or ""
         self.proof["booted"] = comment
-        wanted = f"{ROOT_MARKER} {SERVER}:/srv/xen/guest / nfs "
+        wanted = f"{guestlog.ROOT} {SERVER_ADDRESS}:{GUEST_ROOT} / nfs "
         if ret.get("result") is not True or "its console shows it on its NFS root" not in (
                 comment) or wanted not in comment:
             self.errors.append(f"{GUEST}'s boot does not quote {wanted!r}: {ret!r}")
@@ -63,12 +73,12 @@ class Proofs:
     def mounted(self):
         """The NFS server confirms the mount: the orchestration's mounted
         step (its return, without changes, is read from its job)."""
-        step = self.lab.orchestration.get(f"xen_nfsroot-mounted-{GUEST}") or {}
+        step = self.orchestration.get(f"xen_nfsroot-mounted-{GUEST}") or {}
         jid = step.get("__jid__")
         if not jid:
             self.errors.append(f"no job of the mounted step: {str(step)[:300]}")
             return
-        _, job = self.lab.salt_run("mounted-job", "jobs.lookup_jid", jid)
+        _, job = self.lab.cli.salt_run("mounted-job", "jobs.lookup_jid", jid)
         states = job.get(self.minion) if isinstance(job, dict) else None
         ret = saltout.by_id(states if isinstance(states, dict) else {}).get(
             f"xen_nfsroot-mounted-{GUEST}")
@@ -77,77 +87,76 @@ class Proofs:
                                f"{str(job)[:300]}")
             return
         self.proof["mounted"] = ret.get("comment")
-        if ret.get("result") is not True or "10.99.0.2" not in (ret.get("comment") or "") or (
+        if ret.get("result") is not True or GUEST_ADDRESS not in (ret.get("comment") or "") or (
                 ret.get("warnings")):
             self.errors.append(f"the server does not confirm {GUEST}'s mount: {ret!r}")
 
     def refused(self):
         """The refused kernel: named, with its config file; nothing done."""
-        ret = self.guest_state(REFUSED)
+        ret = self.guest_state(REFUSED_GUEST)
         comment = ret.get("comment") or ""
         self.proof["refused"] = comment
-        config = f"/boot/config-{self.lab.kernel_release()}"
+        config = f"/boot/config-{self.lab.master.kernel_release()}"
         if ret.get("result") is not False or ret.get("changes") or "CONFIG_ROOT_NFS" not in (
                 comment) or config not in comment:
-            self.errors.append(f"{REFUSED} is not refused naming CONFIG_ROOT_NFS and {config}: "
-                               f"{ret!r}")
+            self.errors.append(f"{REFUSED_GUEST} is not refused naming CONFIG_ROOT_NFS and "
+                               f"{config}: {ret!r}")
 
     def caught(self):
         """The failed mount: caught within boot_timeout, the console quoted."""
-        ret = self.guest_state(UNMOUNTED)
+        ret = self.guest_state(UNMOUNTED_GUEST)
         comment = ret.get("comment") or ""
         self.proof["caught"] = comment
         seconds = re.search(r"after (\d+(?:\.\d+)?) s \(console ", comment)
         if ret.get("result") is not False or "failed to come up on its NFS root" not in (
                 comment) or "Permission denied" not in comment:
-            self.errors.append(f"{UNMOUNTED}'s failed mount is not caught: {ret!r}")
+            self.errors.append(f"{UNMOUNTED_GUEST}'s failed mount is not caught: {ret!r}")
         elif not seconds or float(seconds.group(1)) > UNMOUNTED_BOOT_TIMEOUT:
-            self.errors.append(f"{UNMOUNTED}'s failure is not seen within its boot_timeout "
+            self.errors.append(f"{UNMOUNTED_GUEST}'s failure is not seen within its boot_timeout "
                                f"({UNMOUNTED_BOOT_TIMEOUT} s): {comment}")
         else:
-            self.lab.timing("failed_mount_caught_after", float(seconds.group(1)))
+            self.lab.results.timing("failed_mount_caught_after", float(seconds.group(1)))
 
     def leftovers(self):
         """Neither domain is left: the refused one never existed (no console
         log: xenconsoled opens one as soon as a domain appears; no config),
         the failed one halted once its initramfs gave up."""
-        log = guestlog.log_path
-        found = self.lab.facts("after-proofs", {
-            "refused-config": f"test -e /etc/xen/{REFUSED}.cfg; echo $?",
-            "refused-console": f"test -e {log(REFUSED)}; echo $?",
-            "caught-gone": (f"i=0; while xl domid {UNMOUNTED} >/dev/null 2>&1; do "
+        log = log_path
+        found = self.lab.cli.facts("after-proofs", {
+            "refused-config": f"test -e /etc/xen/{REFUSED_GUEST}.cfg; echo $?",
+            "refused-console": f"test -e {log(REFUSED_GUEST)}; echo $?",
+            "caught-gone": (f"i=0; while xl domid {UNMOUNTED_GUEST} >/dev/null 2>&1; do "
                             f"i=$((i + 1)); [ $i -lt {HALT_WAIT} ] || exit 1; sleep 1; done; "
                             "echo $i"),
-            "caught-console": f"cat {log(UNMOUNTED)}",
+            "caught-console": f"cat {log(UNMOUNTED_GUEST)}",
             "xl-list": "xl list"})
-        domains = [line.split()[0] for line in found["xl-list"]["stdout"].splitlines()[1:]
-                   if line.strip()]
-        if REFUSED in domains or UNMOUNTED in domains:
-            self.errors.append(f"xl list shows {REFUSED} or {UNMOUNTED}: {domains}")
+        running = domains(found["xl-list"]["stdout"])
+        if REFUSED_GUEST in running or UNMOUNTED_GUEST in running:
+            self.errors.append(f"xl list shows {REFUSED_GUEST} or {UNMOUNTED_GUEST}: {running}")
         if found["refused-console"]["stdout"].strip() != "1":
-            self.errors.append(f"{log(REFUSED)} exists: the refused guest was created")
+            self.errors.append(f"{log(REFUSED_GUEST)} exists: the refused guest was created")
         if found["refused-config"]["stdout"].strip() != "1":
-            self.errors.append(f"/etc/xen/{REFUSED}.cfg was written for a refused guest")
+            self.errors.append(f"/etc/xen/{REFUSED_GUEST}.cfg was written for a refused guest")
         if found["caught-gone"]["retcode"] != 0:
-            self.errors.append(f"{UNMOUNTED} still runs {HALT_WAIT} s after its failure")
+            self.errors.append(f"{UNMOUNTED_GUEST} still runs {HALT_WAIT} s after its failure")
         console = found["caught-console"]["stdout"]
         if "Permission denied" not in console:
             lines = "\n".join(console.splitlines()[-20:])
-            self.errors.append(f"{log(UNMOUNTED)} shows no refused mount:\n{lines}")
-        self.lab.specimen(f"console-{UNMOUNTED}.log", console)
-        return domains
+            self.errors.append(f"{log(UNMOUNTED_GUEST)} shows no refused mount:\n{lines}")
+        self.lab.specimen(f"console-{UNMOUNTED_GUEST}.log", console)
+        return running
 
     def step(self):
-        if not self.lab.orchestration:
+        if not self.orchestration:
             raise self.error("step 1 did not pass")
         self.booted()
         self.mounted()
         self.refused()
         self.caught()
-        domains = self.leftovers()
+        running = self.leftovers()
         for key in ("booted", "mounted", "refused", "caught"):
             self.lab.say(f"proof, {key}: {self.proof.get(key)}")
-        self.lab.save_results()
+        self.lab.results.save()
         if self.errors:
             raise self.error("; ".join(self.errors))
-        self.lab.say(f"xl list: {domains} (never {REFUSED}; {UNMOUNTED} halted)")
+        self.lab.say(f"xl list: {running} (never {REFUSED_GUEST}; {UNMOUNTED_GUEST} halted)")

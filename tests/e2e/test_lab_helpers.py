@@ -6,11 +6,16 @@ went), ``lab/saltout.py`` (the salt CLI's JSON), ``lab/guestlog.py`` (a
 guest's console: its ticks across a migration) and the dom0 initramfs
 builder (``lab/image/dom0-initramfs``), each fed real inputs: a real ``sh``
 runs the facts script, real threads move the signs, a minion log in Salt's
-format, console lines as the lab's guests print them.
+format, console lines as the lab's guests print them.  Then the runner
+itself, wired as ``lab/run`` runs it but without QEMU: its ten steps in
+their order, the dom0s' QEMU command line, the master's configuration, the
+salt CLI (a stand-in ``salt`` that answers for each minion it is given) and
+``results.json`` with the summary.
 """
 
 import datetime
 import importlib.util
+import json
 import subprocess
 import sys
 import threading
@@ -19,6 +24,7 @@ import time
 import pytest
 
 from tests.support import REPO
+from xen_nfsroot_lib import console
 
 LAB = REPO / "lab"
 
@@ -200,7 +206,8 @@ def test_guest_ticks_are_read_from_its_console():
     ticks = guestlog.ticks(CONSOLE_A)
     assert [(t.counter, t.uptime) for t in ticks] == [(1, 41.31), (2, 43.4), (3, 45.52)]
     assert ticks[0].line == "XEN-NFSROOT-GUEST-TICK n=1 uptime=41.31"
-    assert guestlog.log_path("g", incoming=True) == "/var/log/xen/console/guest-g--incoming.log"
+    # Where the lab reads a migrated guest's console: the formula's log name.
+    assert console.log_path("g", incoming=True) == "/var/log/xen/console/guest-g--incoming.log"
 
 
 def test_a_move_continues_the_ticks_a_reboot_does_not():
@@ -213,3 +220,180 @@ def test_a_move_continues_the_ticks_a_reboot_does_not():
     ok, why = guestlog.continued(before, rebooted)
     assert not ok and "not one run" in why
     assert guestlog.continued(before, [])[0] is False
+
+
+# -- the runner and its parts, wired together without QEMU -----------------------
+
+@pytest.fixture
+def lab_code():
+    """lab/runner.py and the lab modules it imports (by their plain names, as
+    lab/run runs it), dropped from sys.modules afterwards."""
+    before = set(sys.modules)
+    sys.path.insert(0, str(LAB))
+    try:
+        yield importlib.import_module("runner")
+    finally:
+        sys.path.remove(str(LAB))
+        for name in set(sys.modules) - before:
+            if str(getattr(sys.modules[name], "__file__", None) or "").startswith(str(LAB)):
+                del sys.modules[name]
+
+
+def make_lab(runner, tmp_path, *args):
+    image = tmp_path / "image"
+    image.mkdir()
+    (image / "manifest").write_text("debian bookworm\nkernel 6.1.0-50-amd64\n")
+    options = runner.parse_args(["--image", str(image), "--round-trips", "0", *args])
+    return runner.Lab(image, tmp_path / "run", "1.5", options)
+
+
+STEPS = [
+    (1, "salt-run state.orchestrate orch.xen_nfsroot", "onehost.Steps.step_orchestrate", True),
+    (2, "nfsguest reaches userspace on its NFS root", "onehost.Steps.step_guest_up", False),
+    (3, "proven boots: nfsguest's root seen mounted, stockkernel refused, noexport's failed "
+        "mount caught", "proofs.Proofs.step", False),
+    (4, "second highstate of labdom0-a changes nothing, boots no failed guest again",
+     "onehost.Steps.step_second_highstate", False),
+    (5, "event xen_nfsroot/guest/boot boots nfsguest2; a forged one nothing",
+     "onehost.Steps.step_event_boot", False),
+    (6, "xen_guest.absent + nfs_export.absent remove nfsguest2", "onehost.Steps.step_absent",
+     False),
+    (7, "nfsguest runs on labdom0-a", "migration.Steps.step_runs_on_home", False),
+    (8, "orch.xen_nfsroot_migrate moves nfsguest live to labdom0-b",
+     "migration.Steps.step_migrate", False),
+    (9, "a highstate of labdom0-a does not boot nfsguest again; a forced boot is refused",
+     "migration.Steps.step_never_twice", False),
+    (10, "evacuating labdom0-b brings nfsguest back to labdom0-a",
+     "migration.Steps.step_evacuate", False),
+]
+
+
+def test_the_runner_runs_the_ten_steps_in_their_order(lab_code, tmp_path, monkeypatch):
+    lab = make_lab(lab_code, tmp_path)
+    before = []
+    monkeypatch.setattr(lab.master, "start", lambda: before.append("master"))
+    monkeypatch.setattr(lab.dom0s, "boot", lambda: before.append("boot"))
+    monkeypatch.setattr(lab.dom0s, "wait_minions", lambda: before.append("minions"))
+    monkeypatch.setattr(lab_code.onehost.Steps, "prepare", lambda self: before.append("prepare"))
+    steps = []
+
+    def step(number, title, function, fatal=False):
+        steps.append((number, title,
+                      f"{function.__func__.__module__}.{function.__qualname__}", fatal))
+    monkeypatch.setattr(lab, "step", step)
+    lab.run()
+    lab.logfile.close()
+    assert before == ["master", "boot", "minions", "prepare"]
+    assert steps == STEPS
+    assert lab.results["timings"]["whole_run"] >= 1.5
+
+
+def test_the_dom0s_reach_the_master_through_its_ports(lab_code, tmp_path):
+    lab = make_lab(lab_code, tmp_path)
+    assert [vm.minion for vm in lab.vms] == ["labdom0-a", "labdom0-b"]
+    assert lab.dom0 is lab.vms[0]
+    assert [vm.link["port"] for vm in lab.vms] == [vm.link["peer"] for vm in lab.vms[::-1]]
+    argv = " ".join(str(a) for a in lab.dom0.argv("tcg"))
+    assert f"guestfwd=tcp:10.0.2.100:4506-cmd:{LAB / 'relay'} 14506" in argv
+    assert "lab_id=labdom0-a" in argv and "-accel tcg,thread=multi" in argv
+
+
+def test_the_master_serves_the_formula_and_only_the_boot_reactor(lab_code, tmp_path):
+    lab = make_lab(lab_code, tmp_path)
+    config = lab.master.config()
+    assert config["lab_kernel_release"] == "6.1.0-50-amd64"
+    assert (config["publish_port"], config["ret_port"]) == (14505, 14506)
+    assert config["file_roots"] == {"base": [str(REPO / "salt")]}
+    assert config["pillar_roots"] == {"base": [str(LAB / "pillar")]}
+    assert config["reactor"] == [
+        {"xen_nfsroot/guest/boot": ["salt://reactor/xen_nfsroot/boot.sls"]}]
+    assert lab.results["reactor"] == config["reactor"]
+    (lab.image / "manifest").write_text("debian bookworm\n")
+    with pytest.raises(lab_code.LabError, match="no kernel release"):
+        lab.master.kernel_release()
+
+
+FAKE_SALT = """\
+import json, subprocess, sys
+args = sys.argv[1:]
+target = args[args.index("-t") + 2:]
+minions = target[1].split(",") if target[0] == "-L" else target[:1]
+if "cmd.run_all" in args:
+    script = args[args.index("cmd.run_all") + 1]
+    proc = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    answer = {"retcode": proc.returncode, "stdout": proc.stdout.rstrip(), "stderr": ""}
+else:
+    answer = {"argv": args}
+for minion in minions:
+    print(json.dumps({minion: answer}))
+sys.exit(1 if "fail" in args else 0)
+"""
+
+
+@pytest.fixture
+def cli_lab(lab_code, tmp_path, monkeypatch):
+    """A lab whose salt CLI is a stand-in that answers for each minion it is
+    given: its own argv, or a cmd.run_all it really runs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    salt = bin_dir / "salt"
+    salt.write_text(f"#!{sys.executable}\n{FAKE_SALT}")
+    salt.chmod(0o755)
+    monkeypatch.setattr(lab_code.saltcli, "BIN", bin_dir)
+    lab = make_lab(lab_code, tmp_path)
+    lab.out.mkdir(parents=True)
+    progress_module = sys.modules["progress"]
+    lab.events = type("Events", (), {"sign": lambda self, minion=None, since=0.0:
+                                     progress_module.Sign("events", lambda: 0)})()
+    for vm in lab.vms:
+        vm.console = type("Console", (), {"sign": lambda self:
+                                          progress_module.Sign("console", lambda: 0)})()
+    return lab
+
+
+def test_salt_cli_keeps_every_output_and_answers_per_minion(cli_lab):
+    lab = cli_lab
+    argv = lab.cli.salt("ping", "test.ping")["argv"]
+    assert argv == ["-c", str(lab.master.conf_dir), "--out", "json", "-t", "120",
+                    "labdom0-a", "test.ping"]
+    both = lab.cli.salt_all("ping-all", "test.ping")
+    assert both["labdom0-b"]["argv"][6:8] == ["-L", "labdom0-a,labdom0-b"]
+    assert sorted(path.name for path in lab.out.iterdir()) == [
+        f"{n}-{label}.{kind}" for n, label in (("01", "ping"), ("02", "ping-all"))
+        for kind in ("cmd", "err", "out", "rc")]
+    assert [(c["label"], c["argv0"]) for c in lab.results["salt_calls"]] == [
+        ("ping", "salt"), ("ping-all", "salt")]
+
+
+def test_salt_cli_runs_several_functions_and_facts_in_one_job(cli_lab):
+    lab = cli_lab
+    answer = lab.cli.compound("two", [("state.apply",), ("state.single", "a", "b=1")])
+    assert answer["argv"][-6:] == ["--args-separator", "@@", "state.apply,state.single",
+                                   "@@", "a", "b=1"]
+    found = lab.cli.facts("look", {"one": "echo 1", "two": "echo 2 >&2; exit 3"})
+    assert found["one"] == {"stdout": "1\n", "stderr": "", "retcode": 0}
+    assert found["two"]["retcode"] == 3
+    with pytest.raises(lab.cli.error, match="^fails: exit status 1"):
+        lab.cli.salt("fails", "fail")
+    assert lab.cli.salt("fails-unchecked", "fail", check=False)["argv"][-1] == "fail"
+
+
+def test_results_record_each_step_and_print_the_summary(lab_code, tmp_path, capsys):
+    lab = make_lab(lab_code, tmp_path)
+    lab.workdir.mkdir()
+    lab.results.step(1, "first", 2.5, None)
+    lab.results.step(2, "second", 1.0, "it broke")
+    lab.results.salt_call("ping", "salt", 0.5)
+    lab.results.summary(False, 10.0)
+    written = json.loads((lab.workdir / "results.json").read_text())
+    assert list(written) == ["workdir", "image", "loadavg_start", "timings", "salt_calls",
+                             "steps", "dom0s", "ok", "loadavg_end", "salt_round_trip_median"]
+    assert written["steps"]["2"] == {"title": "second", "seconds": 1.0, "ok": False,
+                                     "error": "it broke"}
+    assert written["timings"] == {"build": 1.5, "step_1": 2.5, "step_2": 1.0,
+                                  "whole_run": 11.5}
+    assert written["dom0s"]["labdom0-b"] == {"address": "10.99.0.10", "role": "dom0"}
+    out = capsys.readouterr().out
+    assert "\n== Xen lab summary\n" in out and out.endswith("== FAILED\n")
+    assert f"  {'whole_run (s)':44s} 11.5\n" in out
+    assert f"  {'salt calls / median (s)':44s} 1 / 0.5\n" in out
