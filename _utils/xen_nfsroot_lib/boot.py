@@ -14,6 +14,7 @@ import difflib
 import hashlib
 import os
 
+from xen_nfsroot_lib import console, values
 from xen_nfsroot_lib.placement import RUNNING
 
 #: Domain states Xen keeps after the guest stopped: destroyed before a boot.
@@ -23,6 +24,28 @@ DEAD = ("shutdown", "crashed")
 def sentence(text):
     """The text with its first letter in upper case."""
     return text[:1].upper() + text[1:]
+
+
+def check_options(options, me):
+    """The boot options of a ``running`` state (``boot_timeout``,
+    ``boot_marker``, ``console_dir``, ``other_dom0s``) checked, on the dom0
+    ``me``: a copy, ``boot_timeout`` defaulted to :data:`console.BOOT_TIMEOUT`
+    and ``other_dom0s`` to ``[]``."""
+    options = dict(options)
+    if options["boot_timeout"] is None:
+        options["boot_timeout"] = console.BOOT_TIMEOUT
+    options["boot_timeout"] = console.check_boot_timeout(options["boot_timeout"])
+    options["boot_marker"] = console.check_boot_marker(options["boot_marker"])
+    if options["console_dir"] is not None:
+        console.check_console_dir(options["console_dir"])
+    others = options["other_dom0s"]
+    if others is not None and (isinstance(others, str) or not isinstance(others, (list, tuple))
+                               or not all(isinstance(o, str) and o for o in others)):
+        raise values.invalid("other_dom0s", others, "is not a list of minion ids")
+    if others is not None and me in others:
+        raise values.invalid("other_dom0s", others, f"holds this dom0 ({me}) itself")
+    options["other_dom0s"] = list(others or [])
+    return options
 
 
 def _diff(path, old, new):

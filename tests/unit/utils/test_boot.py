@@ -4,6 +4,7 @@ a boot depends on, the refusals and the console's verdict in words."""
 import os
 
 import pytest
+from salt.exceptions import SaltInvocationError
 
 from xen_nfsroot_lib import boot
 
@@ -121,3 +122,27 @@ def test_stopping_in_both_tenses(domain_state, destroyed, prediction, comment):
 def test_sentence():
     assert boot.sentence("booted g") == "Booted g"
     assert boot.sentence("") == ""
+
+
+def test_the_boot_options_are_checked_and_defaulted():
+    options = {"boot_timeout": None, "boot_marker": None, "console_dir": None,
+               "other_dom0s": None, "retry": False}
+    checked = boot.check_options(options, "dom0-a")
+    assert checked == dict(options, boot_timeout=120, other_dom0s=[])
+    assert options["other_dom0s"] is None
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"boot_timeout": -1}, "boot_timeout: -1 is not a number of seconds >= 0"),
+    ({"boot_marker": "GUEST ("}, "boot_marker: 'GUEST (' is not a valid regular expression"),
+    ({"console_dir": "var/log"}, "console_dir: 'var/log' is not a normalised absolute path"),
+    ({"other_dom0s": "dom0-b"}, "other_dom0s: 'dom0-b' is not a list of minion ids"),
+    ({"other_dom0s": ["dom0-b", ""]}, "other_dom0s: ['dom0-b', ''] is not a list of minion ids"),
+    ({"other_dom0s": ["dom0-a"]}, "other_dom0s: ['dom0-a'] holds this dom0 (dom0-a) itself"),
+])
+def test_bad_boot_options_are_named(changes, message):
+    options = {"boot_timeout": None, "boot_marker": None, "console_dir": None,
+               "other_dom0s": None, **changes}
+    with pytest.raises(SaltInvocationError) as err:
+        boot.check_options(options, "dom0-a")
+    assert str(err.value).startswith(message)
