@@ -17,6 +17,8 @@ done by the ``guest_console`` execution module.
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+from xen_nfsroot_lib import console
+
 __virtualname__ = "xen_console"
 
 
@@ -26,7 +28,7 @@ def __virtual__():
     return (False, "xen_console: the guest_console execution module is not loaded")
 
 
-def logging(name, settings_file="/etc/default/xen"):
+def logging(name, settings_file=console.SETTINGS_FILE):
     """
     xenconsoled logs each guest's console to ``name/guest-NAME.log``.
 
