@@ -19,12 +19,15 @@ Lines are never deleted: a line switched off is commented out with the prefix
 root line is commented out and the ``/dev/nfs`` line placed right below it.
 Every line the state does not own is kept byte for byte; files are replaced
 atomically and keep their mode and owner. The work is done by the
-``domu_fstab`` execution module.
+``domu_fstab`` execution module, on the line model of
+:mod:`xen_nfsroot_lib.fstab`.
 """
 
 import os
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from xen_nfsroot_lib import fstab
 
 __virtualname__ = "domu_fstab"
 
@@ -128,7 +131,7 @@ def nfs_root(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
         parts.append(f"created {path} with the root line {root['new']}")
     elif root and root["old"] is None:
         parts.append(f"added the root line {root['new']} to {path}")
-    elif root and root["old"].split()[0] == "/dev/nfs":
+    elif root and root["old"].split()[0] == fstab.NFS_ROOT_DEVICE:
         parts.append(f"set the root line of {path} to {root['new']} (was: {root['old']})")
     elif root:
         parts.append(

@@ -2,7 +2,7 @@
 does to each, and how to tell what became of every line.
 
 ``FSTAB_CASES[name]`` is ``(kinds, old_root, disabled)``: the kind of each
-line as ``domu_fstab.parse`` reads it, one letter a line (``e`` entry, ``d``
+line as ``xen_nfsroot_lib.fstab.parse`` reads it, one letter a line (``e`` entry, ``d``
 disabled by this formula, ``c`` comment, ``b`` blank, ``o`` other); the root
 line it replaces (None: the file needs no change; ``""``: there is no root
 line, one is added); and the other lines it comments out, fields separated by

@@ -8,7 +8,7 @@ import salt.utils.yaml
 from tests.support import REPO
 from tests.support.docs import BEGIN, END, guest_key_table, schema
 from tests.support.loader import MODULES
-from xen_nfsroot.modules import domu_fstab, xen_config
+from xen_nfsroot_lib import fstab, guest_config
 
 EXAMPLE = salt.utils.yaml.safe_load((REPO / "pillar.example").read_text())["xen_nfsroot"]
 
@@ -24,7 +24,7 @@ def test_pillar_example_shows_every_guest_key_with_its_default():
     fields = schema()
     assert sorted(example) == sorted(fields)
     # Defaults a state or module keeps for itself, shown as they apply.
-    owners = {"fstab": domu_fstab.check_nfs_root({}), "config_dir": xen_config.CONFIG_DIR}
+    owners = {"fstab": fstab.check_nfs_root({}), "config_dir": guest_config.CONFIG_DIR}
     for name, field in fields.items():
         if field["required"]:
             continue

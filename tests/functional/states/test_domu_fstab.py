@@ -39,8 +39,9 @@ def guest(tmp_path):
 def test_loader_has_the_state_and_the_module(states, modules):
     for name in ("nfs_root", "present", "absent"):
         assert f"domu_fstab.{name}" in states
-    for name in ("parse", "render", "set_nfs_root", "set_entry", "rm_entry", "entries"):
-        assert f"domu_fstab.{name}" in modules
+    assert sorted(name for name in modules if name.startswith("domu_fstab.")) == [
+        "domu_fstab.entries", "domu_fstab.rm_entry", "domu_fstab.set_entry",
+        "domu_fstab.set_nfs_root"]
 
 
 def test_nfs_root_changes_then_no_changes(states, guest):
@@ -133,7 +134,7 @@ def test_root_without_etc_fails_and_creates_nothing(states, tmp_path):
     assert ret.result is False
     assert ret.changes == {}
     assert ret.comment == (
-        f"name={str(tmp_path)!r}: {tmp_path}/etc does not exist: not a guest root "
+        f"name: {str(tmp_path)!r} {tmp_path}/etc does not exist: not a guest root "
         "filesystem (it needs an etc/ directory)"
     )
     assert os.listdir(tmp_path) == []
@@ -142,18 +143,18 @@ def test_root_without_etc_fails_and_creates_nothing(states, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({"name": "xen"}, "name='xen': must be an absolute path"),
-        ({"opts": "rw tcp"}, "opts='rw tcp': must not contain whitespace"),
-        ({"fstype": ""}, "fstype='': must be a non-empty string"),
-        ({"dump": -1}, "dump=-1: must be an integer >= 0"),
-        ({"pass_num": "x"}, "pass_num='x': must be an integer >= 0"),
+        ({"name": "xen"}, "name: 'xen' must be an absolute path"),
+        ({"opts": "rw tcp"}, "opts: 'rw tcp' must not contain whitespace"),
+        ({"fstype": ""}, "fstype: '' must be a non-empty string"),
+        ({"dump": -1}, "dump: -1 must be an integer >= 0"),
+        ({"pass_num": "x"}, "pass_num: 'x' must be an integer >= 0"),
         (
             {"disable": "/dev/sdb2"},
-            "disable='/dev/sdb2': must be a list of devices or mount points",
+            "disable: '/dev/sdb2' must be a list of devices or mount points",
         ),
         (
             {"disable": ["/dev/sdb2", ""]},
-            "disable='': each item must be a device or mount point (a non-empty string)",
+            "disable: '' must be a device or mount point (a non-empty string)",
         ),
     ],
 )

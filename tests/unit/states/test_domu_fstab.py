@@ -17,8 +17,8 @@ from tests.support.fstab_cases import (
 from tests.support.seed import SEED_FSTAB as SEED
 from tests.support.seed import SEED_FSTAB_RESULT as SEED_RESULT
 from xen_nfsroot.modules import domu_fstab as fstab_module
-from xen_nfsroot.modules import nfsroot_files
 from xen_nfsroot.states import domu_fstab
+from xen_nfsroot_lib import fstab
 
 
 @pytest.fixture
@@ -27,8 +27,6 @@ def configure_loader_modules():
         f"domu_fstab.{name}": getattr(fstab_module, name)
         for name in ("set_nfs_root", "set_entry", "rm_entry", "entries")
     }
-    salt.update({f"nfsroot_files.{name}": getattr(nfsroot_files, name)
-                 for name in ("read", "write")})
     return {
         domu_fstab: {"__salt__": salt, "__opts__": {"test": False}, "__context__": {}},
         fstab_module: {"__salt__": salt},
@@ -111,7 +109,7 @@ def check_through_the_state(root, source, expected=None):
     assert ret["result"] is True
     after = read(path)
     line_fates, inserted = fates(before, after)
-    disabled = [fstab_module.summary(line) for line in commented_out(before, line_fates)]
+    disabled = [fstab.summary(line) for line in commented_out(before, line_fates)]
     if not ret["changes"]:
         assert after == before
     else:
@@ -176,7 +174,7 @@ def test_root_without_etc_fails_and_creates_nothing(tmp_path):
     ret = domu_fstab.nfs_root(name=str(tmp_path))
     assert ret["result"] is False and ret["changes"] == {}
     assert ret["comment"] == (
-        f"name={str(tmp_path)!r}: {tmp_path}/etc does not exist: not a guest root "
+        f"name: {str(tmp_path)!r} {tmp_path}/etc does not exist: not a guest root "
         "filesystem (it needs an etc/ directory)"
     )
     assert os.listdir(tmp_path) == []
@@ -186,7 +184,7 @@ def test_missing_root_directory_fails(tmp_path):
     ret = domu_fstab.nfs_root(name=str(tmp_path / "nope"))
     assert ret["result"] is False
     nope = str(tmp_path / "nope")
-    assert ret["comment"] == f"name={nope!r}: {nope}: no such directory"
+    assert ret["comment"] == f"name: {nope!r} {nope}: no such directory"
     assert os.listdir(tmp_path) == []
 
 
@@ -194,7 +192,7 @@ def test_the_servers_own_root_is_refused():
     ret = domu_fstab.nfs_root(name="/")
     assert ret["result"] is False
     assert ret["comment"] == (
-        "name='/': / is this machine's own root, not a guest's root directory"
+        "name: '/' / is this machine's own root, not a guest's root directory"
     )
 
 
@@ -207,7 +205,7 @@ def test_symlinked_fstab_is_refused(guest, tmp_path):
     ret = domu_fstab.nfs_root(name=str(guest))
     assert ret["result"] is False
     assert ret["comment"] == (
-        f"name={str(guest)!r}: {path} is a symbolic link: refusing to follow or read it"
+        f"name: {str(guest)!r} {path} is a symbolic link: refusing to follow or read it"
     )
     assert elsewhere.read_text() == SEED and path.is_symlink()
 
@@ -234,7 +232,7 @@ def test_bad_input_names_field_and_value_and_changes_nothing(guest, kwargs, fiel
     args = {"name": str(guest), **kwargs}
     ret = domu_fstab.nfs_root(**args)
     assert ret["result"] is False and ret["changes"] == {}
-    assert ret["comment"].startswith(f"{field}={value!r}: ")
+    assert ret["comment"].startswith(f"{field}: {value!r} ")
     assert path.read_text() == SEED
     assert os.stat(path).st_mtime_ns == before.st_mtime_ns
 
@@ -279,7 +277,7 @@ def test_failed_write_leaves_the_file_and_no_temporary(guest):
         ret = domu_fstab.nfs_root(name=str(guest))
     assert ret["result"] is False
     assert ret["comment"] == (
-        f"name={str(guest)!r}: cannot write {path}: No space left on device"
+        f"name: {str(guest)!r} cannot write {path}: No space left on device"
     )
     assert path.read_text() == SEED
     assert os.listdir(guest / "etc") == ["fstab"]
@@ -335,9 +333,9 @@ def test_present_restores_a_line_commented_out_by_nfs_root(guest):
 def test_present_bad_input(guest):
     ret = domu_fstab.present("home", str(guest), "srv:/home", "nfs")
     assert ret["result"] is False
-    assert ret["comment"] == "name='home': must be an absolute path, 'swap' or 'none'"
+    assert ret["comment"] == "name: 'home' must be an absolute path, 'swap' or 'none'"
     ret = domu_fstab.present("/home", "relative", "srv:/home", "nfs")
-    assert ret["comment"] == "root='relative': must be an absolute path"
+    assert ret["comment"] == "root: 'relative' must be an absolute path"
     assert (guest / "etc" / "fstab").read_text() == SEED
 
 

@@ -1,4 +1,4 @@
-"""The guest fstab line model (parse/render) and its pure edits."""
+"""The guest fstab line model (parse/render), its validation and its pure edits."""
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +19,7 @@ from tests.support.fstab_cases import (
 )
 from tests.support.seed import SEED_FSTAB as SEED
 from tests.support.seed import SEED_FSTAB_RESULT as SEED_RESULT
-from xen_nfsroot.modules import domu_fstab
+from xen_nfsroot_lib import fstab
 
 KINDS = {"entry": "e", "disabled": "d", "comment": "c", "blank": "b", "other": "o"}
 
@@ -30,8 +30,8 @@ KINDS = {"entry": "e", "disabled": "d", "comment": "c", "blank": "b", "other": "
 def check_round_trip(path):
     data = path.read_bytes()
     text = data.decode("utf-8", "surrogateescape")
-    lines = domu_fstab.parse(text)
-    assert domu_fstab.render(lines).encode("utf-8", "surrogateescape") == data
+    lines = fstab.parse(text)
+    assert fstab.render(lines).encode("utf-8", "surrogateescape") == data
     assert [line["raw"] for line in lines] == lines_of(text)
 
 
@@ -46,7 +46,7 @@ def test_data_file_round_trip_byte_for_byte(path):
 
 @pytest.mark.parametrize("path", FSTAB_FILES, ids=lambda p: p.name)
 def test_data_file_line_kinds(path):
-    lines = domu_fstab.parse(read(path))
+    lines = fstab.parse(read(path))
     assert "".join(KINDS[line["kind"]] for line in lines) == FSTAB_CASES[path.name].kinds
 
 
@@ -55,7 +55,7 @@ def test_corpus_round_trip_byte_for_byte(corpus_fstab):
 
 
 def test_octal_escapes_in_mount_points_are_decoded():
-    lines = domu_fstab.parse(read(DATA / "fstab" / "octal-escapes.fstab"))
+    lines = fstab.parse(read(DATA / "fstab" / "octal-escapes.fstab"))
     assert [line["name"] for line in lines if line["kind"] == "entry"] == [
         "/", "/srv/my data", "/mnt/media library", "/mnt/scratch\tarea"]
 
@@ -63,12 +63,12 @@ def test_octal_escapes_in_mount_points_are_decoded():
 @given(st.binary(max_size=400))
 def test_any_bytes_round_trip(data):
     text = data.decode("utf-8", "surrogateescape")
-    assert domu_fstab.render(domu_fstab.parse(text)).encode("utf-8", "surrogateescape") == data
+    assert fstab.render(fstab.parse(text)).encode("utf-8", "surrogateescape") == data
 
 
 @given(st.text(alphabet=" \t\r\n\x0b\x0c\x1c#/=:,\\0123abcdef", max_size=200))
 def test_lines_end_at_newline_only(text):
-    lines = domu_fstab.parse(text)
+    lines = fstab.parse(text)
     assert "".join(line["raw"] for line in lines) == text
     for line in lines[:-1]:
         assert line["raw"].endswith("\n") and "\n" not in line["raw"][:-1]
@@ -85,7 +85,7 @@ def test_parse_kinds_and_fields():
         "a b c d x y\n"
         "srv:/home /home"
     )
-    lines = domu_fstab.parse(text)
+    lines = fstab.parse(text)
     assert [line["kind"] for line in lines] == [
         "comment", "blank", "entry", "disabled", "comment", "other", "other", "entry",
     ]
@@ -104,9 +104,9 @@ def test_parse_kinds_and_fields():
 
 
 def test_render_formats_records_without_raw():
-    lines = domu_fstab.parse("proc /proc proc defaults 0 0\n")
+    lines = fstab.parse("proc /proc proc defaults 0 0\n")
     lines.append({"kind": "entry", "device": "/dev/nfs", "name": "/", "fstype": "nfs"})
-    assert domu_fstab.render(lines) == (
+    assert fstab.render(lines) == (
         "proc /proc proc defaults 0 0\n"
         "/dev/nfs                /                       nfs     defaults        0 0\n"
     )
@@ -139,7 +139,7 @@ ENTRY = st.fixed_dictionaries(
     ),
 )
 def test_format_then_parse_gives_the_entry_back(entry, template):
-    (line,) = domu_fstab.parse(domu_fstab.format_entry(entry, template) + "\n")
+    (line,) = fstab.parse(fstab.format_entry(entry, template) + "\n")
     assert line["kind"] == "entry"
     assert {key: line[key] for key in entry} == entry
 
@@ -160,7 +160,7 @@ def test_format_then_parse_gives_the_entry_back(entry, template):
 def test_format_entry_follows_the_template_layout(template, expected):
     entry = {"device": "/dev/nfs", "name": "/", "fstype": "nfs", "opts": "defaults",
              "dump": 0, "pass_num": 0}
-    assert domu_fstab.format_entry(entry, template) == expected
+    assert fstab.format_entry(entry, template) == expected
 
 
 @pytest.mark.parametrize(
@@ -182,21 +182,21 @@ def test_format_entry_follows_the_template_layout(template, expected):
     ],
 )
 def test_is_local_disk(line, local):
-    (entry,) = domu_fstab.parse(line)
-    assert domu_fstab.is_local_disk(entry) is local
+    (entry,) = fstab.parse(line)
+    assert fstab.is_local_disk(entry) is local
 
 
 # --------------------------------------------------------------------------- nfs root policy
 
 
 def test_seed_becomes_the_seed_result():
-    text, changes = domu_fstab.plan_nfs_root(SEED)
+    text, changes = fstab.plan_nfs_root(SEED)
     assert text == SEED_RESULT
     assert changes == {
         "root": {"old": "/dev/sda1 / ext3 defaults 1 1", "new": "/dev/nfs / nfs defaults 0 0"},
         "disabled": ["/dev/sdb2 swap swap defaults 0 0"],
     }
-    assert domu_fstab.plan_nfs_root(SEED_RESULT) == [SEED_RESULT, {}]
+    assert fstab.plan_nfs_root(SEED_RESULT) == [SEED_RESULT, {}]
 
 
 def check_through_nfs_root(before):
@@ -207,14 +207,14 @@ def check_through_nfs_root(before):
     ``disabled``; one root line is added unless one was rewritten; and a second
     run changes nothing.
     """
-    after, changes = domu_fstab.plan_nfs_root(before)
+    after, changes = fstab.plan_nfs_root(before)
     line_fates, inserted = fates(before, after)
     if not changes:
         assert after == before
         return after, changes
     old_root = changes.get("root", {}).get("old")
     in_place = old_root is not None and old_root.startswith("/dev/nfs ")
-    disabled = [domu_fstab.summary(line) for line in commented_out(before, line_fates)]
+    disabled = [fstab.summary(line) for line in commented_out(before, line_fates)]
     assert sorted(disabled) == sorted(
         ([old_root] if old_root and not in_place else []) + changes.get("disabled", []))
     if "root" not in changes:
@@ -225,8 +225,8 @@ def check_through_nfs_root(before):
     else:
         assert changes["root"]["new"] == NFS_ROOT_LINE
         assert "replaced" not in line_fates
-        assert [domu_fstab.summary(line) for _, line in inserted] == [NFS_ROOT_LINE]
-    assert domu_fstab.plan_nfs_root(after) == [after, {}]
+        assert [fstab.summary(line) for _, line in inserted] == [NFS_ROOT_LINE]
+    assert fstab.plan_nfs_root(after) == [after, {}]
     return after, changes
 
 
@@ -255,7 +255,7 @@ def test_corpus_through_nfs_root(corpus_fstab):
 
 
 def test_old_root_line_stays_above_the_new_one():
-    after, _ = domu_fstab.plan_nfs_root(read(DATA / "fstab" / "nfs-server-root-line.fstab"))
+    after, _ = fstab.plan_nfs_root(read(DATA / "fstab" / "nfs-server-root-line.fstab"))
     lines = after.splitlines()
     index = lines.index("#xen-nfsroot# 192.0.2.1:/srv/xen/base\t/\tnfs\ttcp,nolock\t0\t0")
     assert lines[index - 1] == "# NFS root"
@@ -263,20 +263,20 @@ def test_old_root_line_stays_above_the_new_one():
 
 
 def test_crlf_data_file_keeps_its_line_endings():
-    after, _ = domu_fstab.plan_nfs_root(read(DATA / "fstab" / "crlf-line-endings.fstab"))
+    after, _ = fstab.plan_nfs_root(read(DATA / "fstab" / "crlf-line-endings.fstab"))
     assert after.count("\n") == after.count("\r\n") == 6
     assert "\n/dev/nfs\t/\tnfs\tdefaults\t0 0\r\n" in after
 
 
 def test_root_line_goes_before_the_first_entry_when_there_is_none():
     before = "# header\n\nproc /proc proc defaults 0 0\n"
-    assert domu_fstab.plan_nfs_root(before)[0] == (
+    assert fstab.plan_nfs_root(before)[0] == (
         "# header\n\n/dev/nfs / nfs defaults 0 0\nproc /proc proc defaults 0 0\n"
     )
 
 
 def test_empty_file_gets_only_the_root_line():
-    assert domu_fstab.plan_nfs_root("") == [
+    assert fstab.plan_nfs_root("") == [
         "/dev/nfs                /                       nfs     defaults        0 0\n",
         {"root": {"old": None, "new": "/dev/nfs / nfs defaults 0 0"}},
     ]
@@ -284,19 +284,19 @@ def test_empty_file_gets_only_the_root_line():
 
 def test_missing_final_newline_is_kept():
     before = "proc /proc proc defaults 0 0\n/dev/sda1 / ext3 defaults 1 1"
-    after, _ = domu_fstab.plan_nfs_root(before)
+    after, _ = fstab.plan_nfs_root(before)
     assert after == (
         "proc /proc proc defaults 0 0\n#xen-nfsroot# /dev/sda1 / ext3 defaults 1 1\n"
         "/dev/nfs / nfs defaults 0 0"
     )
     before = "/dev/sda1 / ext3 defaults 1 1\n/dev/sdb2 swap swap defaults 0 0"
-    after, _ = domu_fstab.plan_nfs_root(before)
+    after, _ = fstab.plan_nfs_root(before)
     assert after.endswith("\n#xen-nfsroot# /dev/sdb2 swap swap defaults 0 0")
 
 
 def test_crlf_endings_are_kept():
     before = "/dev/sda1 / ext3 defaults 1 1\r\nproc /proc proc defaults 0 0\r\n"
-    assert domu_fstab.plan_nfs_root(before)[0] == (
+    assert fstab.plan_nfs_root(before)[0] == (
         "#xen-nfsroot# /dev/sda1 / ext3 defaults 1 1\r\n/dev/nfs / nfs defaults 0 0\r\n"
         "proc /proc proc defaults 0 0\r\n"
     )
@@ -304,7 +304,7 @@ def test_crlf_endings_are_kept():
 
 def test_nfs_root_line_with_other_settings_is_updated_in_place():
     before = "/dev/nfs / nfs defaults 0 0\nproc /proc proc defaults 0 0\n"
-    after, changes = domu_fstab.plan_nfs_root(before, opts="vers=3,tcp")
+    after, changes = fstab.plan_nfs_root(before, opts="vers=3,tcp")
     assert after == "/dev/nfs / nfs vers=3,tcp 0 0\nproc /proc proc defaults 0 0\n"
     assert changes == {
         "root": {"old": "/dev/nfs / nfs defaults 0 0", "new": "/dev/nfs / nfs vers=3,tcp 0 0"}
@@ -312,7 +312,7 @@ def test_nfs_root_line_with_other_settings_is_updated_in_place():
 
 
 def test_opts_list_is_joined():
-    after, _ = domu_fstab.plan_nfs_root("", opts=["vers=3", "tcp"])
+    after, _ = fstab.plan_nfs_root("", opts=["vers=3", "tcp"])
     assert after.split()[3] == "vers=3,tcp"
 
 
@@ -320,7 +320,7 @@ def test_second_disk_root_line_is_commented_out_too():
     before = (
         "/dev/sda1 / ext3 defaults 1 1\n/dev/nfs / nfs defaults 0 0\nLABEL=r / ext4 defaults 0 0\n"
     )
-    after, changes = domu_fstab.plan_nfs_root(before)
+    after, changes = fstab.plan_nfs_root(before)
     assert after == (
         "#xen-nfsroot# /dev/sda1 / ext3 defaults 1 1\n/dev/nfs / nfs defaults 0 0\n"
         "#xen-nfsroot# LABEL=r / ext4 defaults 0 0\n"
@@ -332,11 +332,11 @@ def test_second_disk_root_line_is_commented_out_too():
 
 def test_root_line_removed_later_returns_below_the_commented_old_one():
     before = "proc /proc proc defaults 0 0\n#xen-nfsroot# /dev/sda1 / ext3 defaults 1 1\n"
-    assert domu_fstab.plan_nfs_root(before)[0] == before + "/dev/nfs / nfs defaults 0 0\n"
+    assert fstab.plan_nfs_root(before)[0] == before + "/dev/nfs / nfs defaults 0 0\n"
 
 
 def test_disable_list_selects_exactly_the_listed_lines():
-    after, changes = domu_fstab.plan_nfs_root(
+    after, changes = fstab.plan_nfs_root(
         SEED + "srv:/home /home nfs defaults 0 0\n/dev/sdc1 /data ext4 defaults 0 2\n",
         disable=["/dev/sdb2", "/home/"],
     )
@@ -349,7 +349,7 @@ def test_disable_list_selects_exactly_the_listed_lines():
 
 
 def test_empty_disable_list_disables_nothing():
-    after, changes = domu_fstab.plan_nfs_root(SEED, disable=[])
+    after, changes = fstab.plan_nfs_root(SEED, disable=[])
     assert "disabled" not in changes
     assert after.endswith(
         "\n/dev/sdb2               swap                    swap    defaults        0 0\n"
@@ -358,7 +358,7 @@ def test_empty_disable_list_disables_nothing():
 
 def test_user_comments_that_look_like_entries_are_left_alone():
     before = "/dev/nfs / nfs defaults 0 0\n#/dev/sdb2 swap swap defaults 0 0\n"
-    assert domu_fstab.plan_nfs_root(before) == [before, {}]
+    assert fstab.plan_nfs_root(before) == [before, {}]
 
 
 # Generated fstabs: every line's category is known, so its fate is predictable.
@@ -433,7 +433,7 @@ def expected_fates(lines, selected):
 
 def check_nfs_root(lines, disable):
     before = "".join(raw for _, raw, _ in lines)
-    after, changes = domu_fstab.plan_nfs_root(before, disable=disable)
+    after, changes = fstab.plan_nfs_root(before, disable=disable)
     if disable is None:
         def selected(category, _key):
             return category == "disk"
@@ -445,7 +445,7 @@ def check_nfs_root(lines, disable):
     assert got == want
     # exactly one root line added, right below the first disk root line, or
     # before the first entry when there is no root line at all
-    assert [domu_fstab.summary(line) for _, line in inserted] == ["/dev/nfs / nfs defaults 0 0"]
+    assert [fstab.summary(line) for _, line in inserted] == ["/dev/nfs / nfs defaults 0 0"]
     index = inserted[0][0]
     after_lines = lines_of(after)
     if first_root is not None:
@@ -456,7 +456,7 @@ def check_nfs_root(lines, disable):
         entries = [i for i, (c, _, key) in enumerate(lines) if key is not None]
         assert index == (entries[0] if entries else len(lines))
     assert len(changes.get("disabled", [])) == want.count("disabled") - (first_root is not None)
-    assert domu_fstab.plan_nfs_root(after, disable=disable) == [after, {}]
+    assert fstab.plan_nfs_root(after, disable=disable) == [after, {}]
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -477,25 +477,25 @@ def test_generated_fstabs_disable_list(lines, data):
 
 
 def test_entry_appended_in_the_layout_of_the_last_entry():
-    after, changes = domu_fstab.plan_entry(SEED_RESULT, "/home", "192.0.2.1:/home", "nfs",
+    after, changes = fstab.plan_entry(SEED_RESULT, "/home", "192.0.2.1:/home", "nfs",
                                            opts="vers=3")
     assert after == SEED_RESULT + (
         "192.0.2.1:/home         /home                   nfs     vers=3          0 0\n"
     )
     assert changes == {"entry": {"old": None, "new": "192.0.2.1:/home /home nfs vers=3 0 0"}}
-    assert domu_fstab.plan_entry(after, "/home", "192.0.2.1:/home", "nfs", opts="vers=3") == [
+    assert fstab.plan_entry(after, "/home", "192.0.2.1:/home", "nfs", opts="vers=3") == [
         after, {}
     ]
 
 
 def test_entry_appended_after_a_line_without_newline():
-    after, _ = domu_fstab.plan_entry("proc /proc proc defaults 0 0", "/tmp", "tmpfs", "tmpfs")
+    after, _ = fstab.plan_entry("proc /proc proc defaults 0 0", "/tmp", "tmpfs", "tmpfs")
     assert after == "proc /proc proc defaults 0 0\ntmpfs /tmp tmpfs defaults 0 0\n"
 
 
 def test_entry_with_other_settings_rewritten_in_place():
     before = "# x\nsrv:/home\t/home\tnfs\tdefaults\t0\t0\nproc /proc proc defaults 0 0\n"
-    after, changes = domu_fstab.plan_entry(before, "/home/", "srv:/home", "nfs4", opts="rw")
+    after, changes = fstab.plan_entry(before, "/home/", "srv:/home", "nfs4", opts="rw")
     assert after == "# x\nsrv:/home\t/home/\tnfs4\trw\t0\t0\nproc /proc proc defaults 0 0\n"
     assert changes == {"entry": {"old": "srv:/home /home nfs defaults 0 0",
                                  "new": "srv:/home /home/ nfs4 rw 0 0"}}
@@ -503,20 +503,20 @@ def test_entry_with_other_settings_rewritten_in_place():
 
 def test_entry_duplicates_are_commented_out():
     before = "a /x ext4 defaults 0 0\nb /x ext4 defaults 0 0\n"
-    after, changes = domu_fstab.plan_entry(before, "/x", "b", "ext4")
+    after, changes = fstab.plan_entry(before, "/x", "b", "ext4")
     assert after == "#xen-nfsroot# a /x ext4 defaults 0 0\nb /x ext4 defaults 0 0\n"
     assert changes == {"disabled": ["a /x ext4 defaults 0 0"]}
 
 
 def test_swap_entries_are_matched_by_device_too():
     before = "/dev/sda3 swap swap defaults 0 0\n"
-    after, changes = domu_fstab.plan_entry(before, "swap", "/dev/sdb2", "swap")
+    after, changes = fstab.plan_entry(before, "swap", "/dev/sdb2", "swap")
     assert after == before + "/dev/sdb2 swap swap defaults 0 0\n"
     assert "disabled" not in changes
 
 
 def test_entry_commented_out_by_nfs_root_is_restored_byte_for_byte():
-    after, changes = domu_fstab.plan_entry(SEED_RESULT, "swap", "/dev/sdb2", "swap")
+    after, changes = fstab.plan_entry(SEED_RESULT, "swap", "/dev/sdb2", "swap")
     assert after == SEED_RESULT.replace(
         "#xen-nfsroot# /dev/sdb2", "/dev/sdb2"
     )
@@ -525,12 +525,12 @@ def test_entry_commented_out_by_nfs_root_is_restored_byte_for_byte():
 
 
 def test_absent_comments_out_and_is_idempotent():
-    after, changes = domu_fstab.plan_absent(SEED, "/proc")
+    after, changes = fstab.plan_absent(SEED, "/proc")
     assert after == SEED.replace("none                    /proc",
                                  "#xen-nfsroot# none                    /proc")
     assert changes == {"disabled": ["none /proc proc defaults 0 0"]}
-    assert domu_fstab.plan_absent(after, "/proc") == [after, {}]
-    assert domu_fstab.plan_absent(SEED, "swap", device="/dev/sdz9") == [SEED, {}]
+    assert fstab.plan_absent(after, "/proc") == [after, {}]
+    assert fstab.plan_absent(SEED, "swap", device="/dev/sdz9") == [SEED, {}]
 
 
 # --------------------------------------------------------------------------- validation
@@ -558,8 +558,8 @@ def test_absent_comments_out_and_is_idempotent():
 )
 def test_nfs_root_validation_names_field_and_value(kwargs, field, value):
     with pytest.raises(SaltInvocationError) as err:
-        domu_fstab.plan_nfs_root(SEED, **kwargs)
-    assert str(err.value).startswith(f"{field}={value!r}: ")
+        fstab.plan_nfs_root(SEED, **kwargs)
+    assert str(err.value).startswith(f"{field}: {value!r} ")
 
 
 @pytest.mark.parametrize(
@@ -574,5 +574,53 @@ def test_nfs_root_validation_names_field_and_value(kwargs, field, value):
 )
 def test_entry_validation_names_field_and_value(args, field, value):
     with pytest.raises(SaltInvocationError) as err:
-        domu_fstab.plan_entry(SEED, *args)
-    assert str(err.value).startswith(f"{field}={value!r}: ")
+        fstab.plan_entry(SEED, *args)
+    assert str(err.value).startswith(f"{field}: {value!r} ")
+
+
+def test_check_nfs_root_completes_the_defaults():
+    assert fstab.check_nfs_root() == fstab.check_nfs_root({}) == {
+        "fstype": "nfs", "opts": "defaults", "dump": 0, "pass_num": 0, "disable": None}
+    assert fstab.check_nfs_root({"name": "/xen", "opts": ["vers=3", "tcp"],
+                                 "disable": ("/dev/sdb2",)}) == {
+        "fstype": "nfs", "opts": "vers=3,tcp", "dump": 0, "pass_num": 0,
+        "disable": ["/dev/sdb2"]}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("vers=3", "fstab: 'vers=3' must be a mapping of fstype, opts, dump, pass_num, disable"),
+        ({"fstyp": "nfs"}, "fstab.fstyp: 'nfs' is not an NFS root line setting "
+                           "(fstype, opts, dump, pass_num, disable)"),
+        ({"disable": "/dev/sdb2"},
+         "disable: '/dev/sdb2' must be a list of devices or mount points"),
+        ({"opts": ["rw", "a,b"]}, "opts: 'a,b' must be a single option (one per list item)"),
+        ({"dump": "0"}, "dump: '0' must be an integer >= 0"),
+    ],
+)
+def test_check_nfs_root_errors_name_field_and_value(args, message):
+    with pytest.raises(SaltInvocationError) as err:
+        fstab.check_nfs_root(args)
+    assert str(err.value) == message
+
+
+def test_check_nfs_root_names_the_pillar_field():
+    with pytest.raises(SaltInvocationError, match=r"^guests\.g\.fstab\.x: 1 is not"):
+        fstab.check_nfs_root({"x": 1}, "guests.g.fstab")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: fstab.plan_absent(SEED, "home"),
+         "name: 'home' must be an absolute path, 'swap' or 'none'"),
+        (lambda: fstab.plan_absent(SEED, "swap", device=" "),
+         "device: ' ' must be a non-empty string"),
+        (lambda: fstab.parse(b"x"), "text: b'x' must be a string"),
+    ],
+)
+def test_other_errors_have_the_one_format(call, message):
+    with pytest.raises(SaltInvocationError) as err:
+        call()
+    assert str(err.value) == message
