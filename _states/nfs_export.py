@@ -56,9 +56,10 @@ import time
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 from salt.state import STATE_REQUISITE_KEYWORDS
 
+from xen_nfsroot_lib import exports as exports_format
+
 __virtualname__ = "nfs_export"
 
-DEFAULT_EXPORTS = "/etc/exports"
 # The exports of this run waiting for exportfs -ra: [(path, file, clients)].
 _PENDING = "nfs_export.pending"
 # Keywords that may keep a state function from being called when its turn comes.
@@ -93,7 +94,7 @@ def _then(comment, more):
 
 
 # ---------------------------------------------------------------------------
-# The run's pending reload
+# The run's one exportfs -ra
 # ---------------------------------------------------------------------------
 
 
@@ -166,27 +167,44 @@ def _reload():
     return True, comment, False
 
 
-def _settle(ret, reload, test):
-    """After this state's own work: reload now for every pending export of
-    the run, or leave it to a later exports state or to nfs_export.reloaded,
-    and say which."""
-    if not _pending():
+def _prediction(ret, own, others):
+    """What test=True says of the reload this state would run."""
+    if not ret["comment"]:  # nfs_export.reloaded: the reload is all it does
+        return "Would have run exportfs -ra" + (
+            f" to apply the changes to {', '.join(others)}" if others else "")
+    return "Would then run exportfs -ra" + (
+        f" (for {', '.join(others)} too)." if own and others
+        else f" for {', '.join(others)}." if others else ".")
+
+
+def _apply(ret, test, reload=True, now=False):
+    """The run's one exportfs -ra, decided here for every state that may
+    apply exports: run it now for every export of the run that waits for it,
+    or leave it to a later state, and say which in ret.
+
+    reload: the state's ``reload`` argument (False: leave it to
+    nfs_export.reloaded). now: run it now, even with no export waiting
+    (nfs_export.reloaded, and a watched exports state that changed nothing
+    itself). Otherwise it is left to a later exports state of the run that
+    is sure to run (:func:`_later_reloader`), or run by the last one.
+    """
+    if not _pending() and not now:
         return ret
     own = bool(ret["changes"])
-    later = _later_reloader() if reload else None
-    if not reload or later is not None:
+    later = None if now or not reload else _later_reloader()
+    if not now and (not reload or later is not None):
         if own:
             where = ("nfs_export.reloaded" if not reload
                      else f"the exports state {later} of this run")
             ret["comment"] = _then(ret["comment"], f"exportfs -ra is left to {where}.")
         return ret
-    others = _names(path for path, _, _ in _pending() if path != ret["name"])
+    # The exports applied for other states (this state's own are its changes).
+    others = _names(path for path, _, _ in _pending() if not (own and path == ret["name"]))
     if test:
         __context__.pop(_PENDING, None)  # as the reload would
-        ret["result"] = None
-        ret["comment"] = _then(ret["comment"], "Would then run exportfs -ra" + (
-            f" (for {', '.join(others)} too)." if own and others
-            else f" for {', '.join(others)}." if others else "."))
+        if ret["result"] is not False:
+            ret["result"] = None
+        ret["comment"] = _then(ret["comment"], _prediction(ret, own, others))
         if not own:
             ret["changes"]["reloaded"] = others
         return ret
@@ -205,9 +223,10 @@ def _settle(ret, reload, test):
 # ---------------------------------------------------------------------------
 
 
-def _export_state(name, reload, edit):
+def _export_state(name, reload, edit, watched=False):
     """Run one exports state: edit(test) -> (outcome, wanted clients or None,
-    (changes, comment)); a change joins the run's pending reload."""
+    (changes, comment)); a change joins the run's pending reload. watched:
+    called by mod_watch, which asks for a reload even without a change."""
     ret = _ret(name)
     test = bool(__opts__.get("test"))
     try:
@@ -215,12 +234,12 @@ def _export_state(name, reload, edit):
     except (CommandExecutionError, SaltInvocationError) as err:
         ret["result"] = False
         ret["comment"] = str(err)
-        return _settle(ret, reload, test)
+        return _apply(ret, test, reload)
     if ret["changes"]:
         _pending().append((name, outcome["file"], wanted))
         if test:
             ret["result"] = None
-    return _settle(ret, reload, test)
+    return _apply(ret, test, reload, now=watched and ret["result"] and not ret["changes"])
 
 
 def _present(name, outcome, test):
@@ -251,7 +270,7 @@ def present(  # noqa: PLR0913,PLR0917 (Salt 3007's signature, called with keywor
     clients=None,
     hosts=None,
     options=None,
-    exports=DEFAULT_EXPORTS,
+    exports=exports_format.DEFAULT_EXPORTS,
     reload=True,
     allow_world_root=False,
 ):
@@ -297,14 +316,21 @@ def present(  # noqa: PLR0913,PLR0917 (Salt 3007's signature, called with keywor
         Allow ``no_root_squash`` for world (``*``), wildcard or ``/0``
         clients, refused by default.
     """
+    return _export_state(name, reload, _adding(name, clients, hosts, options, exports,
+                                               allow_world_root))
+
+
+def _adding(name, clients, hosts, options, exports, allow_world_root):  # noqa: PLR0913,PLR0917
+    """present's edit (see :func:`_export_state`)."""
     def edit(test):
         outcome = __salt__["exportfs.add"](
             name, clients=clients, hosts=hosts, options=options,
-            exports=exports or DEFAULT_EXPORTS, allow_world_root=allow_world_root, test=test,
+            exports=exports or exports_format.DEFAULT_EXPORTS,
+            allow_world_root=allow_world_root, test=test,
         )
         return outcome, outcome["new"], _present(name, outcome, test)
 
-    return _export_state(name, reload, edit)
+    return edit
 
 
 def _absent(name, outcome, test):
@@ -322,7 +348,7 @@ def _absent(name, outcome, test):
     return {"active": {"old": problems, "new": None}}, comment
 
 
-def absent(name, exports=DEFAULT_EXPORTS, reload=True):
+def absent(name, exports=exports_format.DEFAULT_EXPORTS, reload=True):
     """
     Ensure that ``name`` is not exported by the exports file, and not in the
     server's live export table (unless another exports file exports it).
@@ -339,12 +365,18 @@ def absent(name, exports=DEFAULT_EXPORTS, reload=True):
     reload
         As in :func:`present`.
     """
+    return _export_state(name, reload, _removing(name, exports))
+
+
+def _removing(name, exports):
+    """absent's edit (see :func:`_export_state`)."""
     def edit(test):
-        outcome = __salt__["exportfs.remove"](name, exports=exports or DEFAULT_EXPORTS,
-                                              test=test)
+        outcome = __salt__["exportfs.remove"](
+            name, exports=exports or exports_format.DEFAULT_EXPORTS, test=test
+        )
         return outcome, None, _absent(name, outcome, test)
 
-    return _export_state(name, reload, edit)
+    return edit
 
 
 def reloaded(name, force=False):
@@ -363,20 +395,10 @@ def reloaded(name, force=False):
         Run ``exportfs -ra`` even when nothing is pending.
     """
     ret = _ret(name)
-    pending = _names(path for path, _, _ in _pending())
-    if not pending and not force:
+    if not _pending() and not force:
         ret["comment"] = "No export changed in this run: exportfs -ra is not needed"
         return ret
-    if __opts__.get("test"):
-        __context__.pop(_PENDING, None)
-        ret["result"] = None
-        ret["comment"] = "Would have run exportfs -ra" + (
-            f" to apply the changes to {', '.join(pending)}" if pending else "")
-        return ret
-    ret["result"], ret["comment"], restored = _reload()
-    if not restored:
-        ret["changes"] = {"reloaded": pending}
-    return ret
+    return _apply(ret, bool(__opts__.get("test")), now=True)
 
 
 def mounted(name, clients, timeout=60):
@@ -427,24 +449,20 @@ def mod_watch(name, sfun=None, **kwargs):
     With ``nfs_export.reloaded`` the exports are reloaded even if no exports
     file changed in this run (e.g. the exported directory was just created);
     with ``present``/``absent`` the state runs and, if it changed nothing,
-    reloads anyway.
+    reloads anyway (a change of its own reloads as it would unwatched).
     """
     if sfun == "reloaded":
         return reloaded(name, force=True)
-    if sfun in ("present", "absent"):
-        allowed = {
-            "present": ("clients", "hosts", "options", "exports", "reload", "allow_world_root"),
-            "absent": ("exports", "reload"),
-        }[sfun]
-        arguments = {key: kwargs[key] for key in allowed if key in kwargs}
-        ret = (present if sfun == "present" else absent)(name, **arguments)
-        if ret["result"] and not ret["changes"] and not __opts__.get("test"):
-            ret["result"], comment, _ = _reload()
-            ret["comment"] = _then(ret["comment"], comment)
-        return ret
-    return {
-        "name": name,
-        "changes": {},
-        "result": False,
-        "comment": f"nfs_export.{sfun} does not support watch",
-    }
+    if sfun == "present":
+        edit = _adding(name, kwargs.get("clients"), kwargs.get("hosts"), kwargs.get("options"),
+                       kwargs.get("exports"), kwargs.get("allow_world_root", False))
+    elif sfun == "absent":
+        edit = _removing(name, kwargs.get("exports"))
+    else:
+        return {
+            "name": name,
+            "changes": {},
+            "result": False,
+            "comment": f"nfs_export.{sfun} does not support watch",
+        }
+    return _export_state(name, kwargs.get("reload", True), edit, watched=True)

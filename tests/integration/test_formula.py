@@ -10,7 +10,7 @@ import time
 from tests.support.exportfs import exportfs_v
 from tests.support.formula import CONFIG_DIR, EXPORTS_FILE, GUEST_ROOTS
 from tests.support.seed import SEED_FSTAB
-from xen_nfsroot.modules.exportfs import _parse_listing
+from xen_nfsroot_lib.export_table import parse_listing
 
 SEED_EXPORT = "/xen 192.0.2.10(rw,no_root_squash,async,no_subtree_check)"
 STATIC_EXPORT = "/srv/xen/static 192.0.2.11(rw,no_root_squash,async,no_subtree_check)"
@@ -159,7 +159,7 @@ def test_orchestrate_exports_before_boots(fresh, salt_run_cli, xen_doubles):
     # Only a guest the orchestration boots is looked for among the server's mounts.
     assert names.index("xen_nfsroot-boot-XenGuest") < names.index("xen_nfsroot-mounted-XenGuest")
     assert all(r["result"] is True for r in results.values()), results
-    assert sorted(_parse_listing(exportfs_v())) == ["/srv/xen/static", "/xen"]
+    assert sorted(parse_listing(exportfs_v())) == ["/srv/xen/static", "/xen"]
     assert list(xen_doubles["dom0-a"].domains()) == ["XenGuest"]
     # StaticGuest has autostart: false: configured, booted only when asked by name.
     assert (CONFIG_DIR / "StaticGuest.cfg").exists()
@@ -233,7 +233,7 @@ def test_reactor_boots_a_guest(fresh, salt_run_cli, xen_doubles, salt_master, ev
     assert len(orchestrations_returned(event_listener, salt_master, start)) == 1
     assert "StaticGuest" in xen_doubles["dom0-b"].domains(), "the reactor did not boot StaticGuest"
     assert STATIC_EXPORT in EXPORTS_FILE.read_text()
-    assert list(_parse_listing(exportfs_v())) == ["/srv/xen/static"]
+    assert list(parse_listing(exportfs_v())) == ["/srv/xen/static"]
     assert xen_doubles["dom0-a"].domains() == {}
 
 
@@ -307,7 +307,7 @@ def test_unknown_guests_are_left_alone_and_absent_removes(
     assert not (CONFIG_DIR / "XenGuest.cfg").exists()
     assert SEED_EXPORT not in EXPORTS_FILE.read_text()
     assert STATIC_EXPORT in EXPORTS_FILE.read_text()
-    assert sorted(_parse_listing(exportfs_v())) == ["/srv", "/srv/xen/static"]
+    assert sorted(parse_listing(exportfs_v())) == ["/srv", "/srv/xen/static"]
     # The guest's files on the server are left alone.
     assert (GUEST_ROOTS["XenGuest"] / "etc/fstab").exists()
     # Still untouched: what pillar does not describe.

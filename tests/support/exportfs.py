@@ -1,9 +1,11 @@
-"""The real exportfs, as the functional and integration tests run it."""
+"""exportfs in the tests: the real one, as the functional and integration tests
+run it, and the unit tests' ``cmd.run_all`` fake for it."""
 
 import os
 import subprocess
 
-from xen_nfsroot.modules.exportfs import _parse_listing
+from tests.support.commands import Commands
+from xen_nfsroot_lib import export_table
 
 REAL_EXPORTFS = "/usr/sbin/exportfs"
 
@@ -16,7 +18,7 @@ def exportfs_v():
 
 def active():
     """The real ``exportfs -v``, parsed: {path: [{hosts, options}]}."""
-    return _parse_listing(exportfs_v())
+    return export_table.parse_listing(exportfs_v())
 
 
 def exportfs_ra():
@@ -45,3 +47,29 @@ def spawns(log):
     lines = log.read_text().splitlines()
     log.write_text("")
     return lines
+
+
+class CommandsInTurn(Commands):
+    """The shared ``cmd.run_all`` fake, answering one command differently call
+    after call where a test needs it (``exportfs -ra`` failing, then passing
+    once the files are restored)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.turns = {}
+
+    def answer_in_turn(self, prefix, *results):
+        """Answer the next calls starting with prefix (a list of arguments, the
+        program by its base name) with results (``commands.result(...)``), one
+        each, in order; then as before."""
+        self.turns.setdefault(tuple(prefix), []).extend(results)
+        return self
+
+    def __call__(self, cmd, python_shell=None, timeout=None, **kwargs):
+        answer = super().__call__(cmd, python_shell=python_shell, timeout=timeout, **kwargs)
+        argv = (cmd[0].rsplit("/", 1)[-1], *cmd[1:])
+        for length in range(len(argv), 0, -1):
+            queue = self.turns.get(argv[:length])
+            if queue:
+                return dict(queue.pop(0))
+        return answer

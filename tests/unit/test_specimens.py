@@ -3,7 +3,8 @@ dom0 (lab/specimens/, saved by `lab/run --save-specimens`)."""
 
 import pathlib
 
-from xen_nfsroot.modules import exportfs, xm
+from xen_nfsroot.modules import xm
+from xen_nfsroot_lib import export_table
 
 LAB = pathlib.Path(__file__).resolve().parents[2] / "lab" / "specimens"
 
@@ -41,9 +42,9 @@ def test_xl_list_long_gives_the_synthesized_command_line():
 
 
 def test_exportfs_v_with_the_kernel_nfsd_both_layouts():
-    before = exportfs._parse_listing(read("exportfs-v-before.txt"))
+    before = export_table.parse_listing(read("exportfs-v-before.txt"))
     assert list(before) == ["/srv/unrelated"]
-    active = exportfs._parse_listing(read("exportfs-v-kernel-nfsd.txt"))
+    active = export_table.parse_listing(read("exportfs-v-kernel-nfsd.txt"))
     assert list(active) == ["/srv/unrelated", "/srv/xen/guest", "/srv/xen/guest2"]
     # /srv/xen/guest2 is longer than 14 characters: the client is on the next line.
     (client,) = active["/srv/xen/guest2"]

@@ -1,602 +1,431 @@
-"""exports(5) model, option normalisation, validation and ``exportfs -v`` parsing.
+"""The exportfs execution module's operations with a mocked loader and
+temporary files.
 
-Pure functions of the exportfs execution module: no Salt loader; the files read are
-the project's own (tests/data) and, with ``--corpus``, the real-world ones.
+``cmd.run_all`` is the shared fake (``tests/support/commands.py``): these
+tests count and check every exportfs call.
 """
 
+import multiprocessing
+import os
+import stat
+from unittest.mock import patch
+
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.support import SPECIMENS as SPECIMENS_DIR
-from tests.support.exports_cases import EXPORTS_CASES, EXPORTS_FILES
-from tests.support.seed import SEED_EXPORT as SEED
-from tests.support.seed import SEED_EXPORT_LINE
+from tests.support.commands import result
+from tests.support.exportfs import CommandsInTurn
 from xen_nfsroot.modules import exportfs
+from xen_nfsroot_lib import export_table
+from xen_nfsroot_lib import exports as exports_format
 
-ExportsFile = exportfs.ExportsFile
-SEED_LINE = SEED_EXPORT_LINE.decode()
+SEED = [{"hosts": "192.0.2.10", "options": ["rw", "no_root_squash", "async", "no_subtree_check"]}]
+SEED_LINE = b"/xen 192.0.2.10(rw,no_root_squash,async,no_subtree_check)\n"
+LISTED = ("/xen          \t192.0.2.10(async,wdelay,hide,no_subtree_check,sec=sys,rw,"
+          "no_root_squash,no_all_squash)\n")
 
 
-def parse(text):
-    return ExportsFile.parse(text)
+def ok(stdout="", stderr=""):
+    return result(0, stdout, stderr)
 
 
-def exports_of(text):
-    """[(path, hosts, options, line)] of a text, warnings left out."""
-    return [(path, hosts, options, line) for path, hosts, options, _, line in parse(text).exports()]
+def failed(stderr, retcode=1):
+    return result(retcode, "", stderr)
 
 
-# --- round trips of every syntax -------------------------------------------------
+@pytest.fixture
+def run_all():
+    return CommandsInTurn()
 
-SYNTAX = {
-    "empty": "",
-    "blank lines only": "\n\n  \n\t\n",
-    "simple": "/srv/a 192.0.2.1(rw,sync)\n",
-    "missing final newline": "/srv/a 192.0.2.1(rw,sync)",
-    "tabs": "/srv/a\t\t192.0.2.1(rw)\t10.0.0.0/8(ro)\t\n",
-    "comment lines": "# exports\n#\t\tsee exports(5)\n/srv/a *(ro)\n# end",
-    "trailing comment": "/srv/a 192.0.2.1(rw) # the guest\n",
-    "comment glued to a token is part of it": "/srv/a 192.0.2.1(rw)#x\n",
-    "hash inside path": "/srv/x#y 192.0.2.1(rw)\n",
-    "quoted path": '"/srv/my root" 192.0.2.1(rw)\n',
-    "quote in the middle of a token": '/srv/"my root" 192.0.2.1(rw)\n',
-    "octal escape": "/srv/my\\040root 192.0.2.1(rw)\n",
-    "continuation": "/srv/a 192.0.2.1(rw) \\\n     192.0.2.2(ro) \\\n\t192.0.2.3\n",
-    "continuation without space": "/srv/a 192.0.2.1(rw)\\\n  192.0.2.2(ro)\n",
-    "comment ending in a backslash": "/srv/a 192.0.2.1(rw) # c \\\n/srv/b 192.0.2.2(ro)\n",
-    "defaults": "/srv/a -rw,async 192.0.2.1 10.0.0.0/255.0.0.0(ro) @group\n",
-    "several clients": "/srv/a 192.0.2.1(rw) 192.0.2.2(ro,sync) *.example.com(ro)\n",
-    "client without options": "/srv/a 192.0.2.1\n",
-    "path without client": "/srv/a\n",
-    "same path twice": "/srv/a 192.0.2.1(rw)\n\n# other\n/srv/a 192.0.2.2(ro)\n",
-    "whitespace before paren": "/srv/a 192.0.2.1 (rw,no_root_squash)\n",
-    "space inside option list": "/srv/a *(rw, async)\n",
-    "crlf": "/srv/a 192.0.2.1(rw)\r\n# c\r\n/srv/b 192.0.2.2(ro)\r\n",
-    "ipv6 and cidr": "/srv/a 2001:db8::/32(rw) fe80::1(ro) 10.0.0.0/8(rw)\n",
-    "wildcards and netgroups": "/srv/a host?.example.com(rw) [ab]x.com(ro) @ng(rw) *(ro)\n",
-    "utf-8 comment": "# Configuración NFS — ok\n/srv/a 192.0.2.1(rw)\n",
-    "unbalanced quote": '/srv/a 192.0.2.1(rw)\n"/srv/b 192.0.2.2(ro)\n',
-    "trailing continuation at end": "/srv/a 192.0.2.1(rw) \\\n",
-    "leading whitespace": "   /srv/a 192.0.2.1(rw)\n",
-}
 
-
-@pytest.mark.parametrize("text", SYNTAX.values(), ids=SYNTAX.keys())
-def test_every_syntax_round_trips(text):
-    assert parse(text).render() == text
-
-
-def test_invalid_utf8_round_trips_byte_for_byte():
-    data = b"# caf\xe9 latin-1\n/srv/\xff 192.0.2.1(rw)\n"
-    text = data.decode("utf-8", "surrogateescape")
-    model = parse(text)
-    assert model.render().encode("utf-8", "surrogateescape") == data
-    model.set_export("/xen", SEED)
-    assert model.render().encode("utf-8", "surrogateescape") == data + SEED_LINE.encode()
-
-
-def test_parse_reads_what_exportfs_reads():
-    text = (
-        "# header\n"
-        '"/srv/my root" 192.0.2.1(rw)  # trailing\n'
-        "/srv/my\\040root 192.0.2.2\n"
-        "/srv/a -rw,async 192.0.2.3 10.0.0.0/8(ro) \\\n"
-        "    @ng(sync)\n"
-        "/srv/x#y 192.0.2.4(ro)\n"
-        "/srv/b\n"
-    )
-    assert exports_of(text) == [
-        ("/srv/my root", "192.0.2.1", ["rw"], 2),
-        ("/srv/my root", "192.0.2.2", [], 3),
-        ("/srv/a", "192.0.2.3", ["rw", "async"], 4),
-        ("/srv/a", "10.0.0.0/8", ["rw", "async", "ro"], 4),
-        ("/srv/a", "@ng", ["rw", "async", "sync"], 5),
-        ("/srv/x#y", "192.0.2.4", ["ro"], 6),
-        ("/srv/b", "*", [], 7),
-    ]
-
-
-def test_comment_ends_at_newline_even_after_a_backslash():
-    text = "/srv/a 192.0.2.1(rw) # note \\\n/srv/b 192.0.2.2(ro)\n"
-    assert [item[0] for item in exports_of(text)] == ["/srv/a", "/srv/b"]
-
-
-def test_whitespace_before_paren_is_flagged_as_world_export():
-    clients = list(parse("/srv/a 192.0.2.10 (rw,no_root_squash)\n").exports())
-    assert [(hosts, options) for _, hosts, options, _, _ in clients] == [
-        ("192.0.2.10", []),
-        ("*", ["rw", "no_root_squash"]),
-    ]
-    assert clients[0][3] is None
-    assert "applies these options to the world" in clients[1][3]
-
-
-def test_bad_option_list_is_flagged():
-    (_, hosts, _, problem, _), = parse("/srv/a *(rw,\n").exports()
-    assert hosts == "*"
-    assert "bad option list" in problem
-
-
-def test_octal_escape_decodes_bytes():
-    assert exports_of("/srv/caf\\303\\251 *(ro)\n")[0][0] == "/srv/café"
-
-
-# --- hypothesis ------------------------------------------------------------------
-
-HOSTS = st.sampled_from(
-    ["192.0.2.10", "10.0.0.0/8", "2001:db8::/32", "*.example.com", "@ng", "*", "h1", "fe80::1"]
-)
-OPTIONS = st.lists(st.sampled_from(["rw", "ro", "sync", "async", "no_root_squash", "fsid=1"]))
-PATHS = st.sampled_from(["/srv/a", "/srv/b", "/xen", "/srv/my root", "/srv/x#y", "/"])
-BLANK = st.sampled_from([" ", "\t", "  \t", " \\\n   "])
-
-
-@st.composite
-def entry_lines(draw):
-    path = draw(PATHS)
-    spelled = exportfs._render_path(path) if draw(st.booleans()) else f'"{path}"'
-    if spelled.startswith("#"):
-        spelled = exportfs._render_path(path)
-    clients = draw(st.lists(st.tuples(HOSTS, OPTIONS), min_size=1, max_size=4))
-    parts = [spelled]
-    for hosts, options in clients:
-        parts.append(draw(BLANK))
-        parts.append(f"{hosts}({','.join(options)})")
-    comment = draw(st.sampled_from(["", " # note", "\t#"]))
-    return "".join(parts) + comment, path, clients
-
-
-@st.composite
-def exports_files(draw):
-    lines, expected = [], []
-    for kind in draw(st.lists(st.sampled_from(["entry", "comment", "blank"]), max_size=8)):
-        if kind == "entry":
-            line, path, clients = draw(entry_lines())
-            lines.append(line)
-            expected += [(path, hosts, options) for hosts, options in clients]
-        elif kind == "comment":
-            lines.append("#" + draw(st.text(alphabet=" abc\t#\\(),", max_size=10)))
-        else:
-            lines.append(draw(st.sampled_from(["", " ", "\t"])))
-    end = draw(st.sampled_from(["\n", ""]))
-    return "\n".join(lines) + (end if lines else ""), expected
-
-
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(exports_files())
-def test_generated_files_round_trip_and_parse(generated):
-    text, expected = generated
-    model = parse(text)
-    assert model.render() == text
-    assert [(path, hosts, options) for path, hosts, options, _ in exports_of(text)] == expected
-
-
-@settings(max_examples=300)
-@given(st.text(alphabet=' \t\n\r"#\\/()a*,0-@', max_size=60))
-def test_any_text_round_trips(text):
-    assert parse(text).render() == text
-
-
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
-@given(exports_files())
-def test_adding_to_generated_files_keeps_every_line(generated):
-    text, _ = generated
-    model = parse(text)
-    changed = model.set_export("/new/export", SEED)
-    assert changed
-    new = model.render()
-    base = text if text.endswith("\n") or not text else text + "\n"
-    added = new[len(base):]
-    assert new.startswith(base)
-    assert added in ("/new/export 192.0.2.10(rw,no_root_squash,async,no_subtree_check)\n",
-                     "\n/new/export 192.0.2.10(rw,no_root_squash,async,no_subtree_check)\n")
-    assert not parse(new).differs("/new/export", SEED)
-    assert parse(new).clients("/new/export") == SEED
-
-
-# --- exports files: the project's own (tests/data/exports) and, with --corpus, real ones ---
-
-
-def read(source):
-    """The text of an exports file, bytes that are not UTF-8 kept as surrogates."""
-    return source.read_bytes().decode("utf-8", "surrogateescape")
-
-
-def reading(text):
-    """[(path, hosts, options, line, flagged)] of a text, options joined with commas."""
-    return [(path, hosts, ",".join(options), line, problem is not None)
-            for path, hosts, options, problem, line in parse(text).exports()]
-
-
-def check_round_trip(source):
-    data = source.read_bytes()
-    model = parse(data.decode("utf-8", "surrogateescape"))
-    assert model.render().encode("utf-8", "surrogateescape") == data
-
-
-def add_seed(text):
-    """The text with the seed's export added, after checking that a second add changes nothing."""
-    model = parse(text)
-    assert model.set_export("/xen", SEED)
-    new = model.render()
-    assert not parse(new).set_export("/xen", SEED)
-    assert parse(new).clients("/xen") == SEED
-    return new
-
-
-def seed_reading(text):
-    """The reading of the seed's export when it is the last line of text."""
-    return [("/xen", "192.0.2.10", ",".join(SEED[0]["options"]), text.count("\n"), False)]
-
-
-def check_refused(text):
-    """A file ending inside a quote: adding is refused and the model is left as it was."""
-    model = parse(text)
-    with pytest.raises(CommandExecutionError, match="quote"):
-        model.set_export("/xen", SEED)
-    assert model.render() == text
-
-
-def test_every_data_file_has_an_expectation():
-    assert sorted(EXPORTS_CASES) == [path.name for path in EXPORTS_FILES]
-
-
-@pytest.mark.parametrize("source", EXPORTS_FILES, ids=[path.name for path in EXPORTS_FILES])
-def test_data_file_round_trips_byte_for_byte(source):
-    check_round_trip(source)
-
-
-@pytest.mark.parametrize("source", EXPORTS_FILES, ids=[path.name for path in EXPORTS_FILES])
-def test_data_file_is_read_as_exportfs_reads_it(source):
-    assert reading(read(source)) == EXPORTS_CASES[source.name].reading
-
-
-@pytest.mark.parametrize("source", EXPORTS_FILES, ids=[path.name for path in EXPORTS_FILES])
-def test_adding_the_seed_export_keeps_every_other_byte_of_a_data_file(source):
-    text = read(source)
-    added = EXPORTS_CASES[source.name].added
-    if added is None:
-        check_refused(text)
-        return
-    new = add_seed(text)
-    assert new == text + added.decode()
-    assert reading(new) == reading(text) + seed_reading(new)
-
-
-def test_corpus_file_round_trips_byte_for_byte(corpus_exports):
-    check_round_trip(corpus_exports)
-
-
-def test_adding_the_seed_export_keeps_every_corpus_line(corpus_exports):
-    text = read(corpus_exports)
-    if parse(text).open_quote is not None:
-        check_refused(text)
-        return
-    new = add_seed(text)
-    # every byte kept; before the seed's line only the newlines that close an open last line
-    assert new.startswith(text)
-    added = new[len(text):]
-    assert added.lstrip("\n") == SEED_LINE
-    assert len(added) - len(SEED_LINE) <= 2
-    assert reading(new) == reading(text) + seed_reading(new)
-
-
-def _tokens_both_ways(text):
-    """token() and token_by_char() at every offset of text, side by side."""
-    for pos in range(len(text) + 1):
-        fast, slow = exportfs._Scanner(text), exportfs._Scanner(text)
-        (a, a_next), (b, b_next) = fast.token(pos), slow.token_by_char(pos)
-        yield (a.start, a.end, a.value, a_next, fast.open_quote), (
-            b.start, b.end, b.value, b_next, slow.open_quote)
-
-
-@pytest.mark.parametrize("source", EXPORTS_FILES, ids=[path.name for path in EXPORTS_FILES])
-def test_the_plain_token_shortcut_reads_a_data_file_like_the_full_reader(source):
-    for fast, slow in _tokens_both_ways(read(source)):
-        assert fast == slow
-
-
-def test_the_plain_token_shortcut_reads_the_corpus_like_the_full_reader(corpus_exports):
-    for fast, slow in _tokens_both_ways(read(corpus_exports)):
-        assert fast == slow
-
-
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(alphabet=' \t\n\r"\\#()/,=*a1\u00e9', max_size=24))
-def test_the_plain_token_shortcut_agrees_on_any_text(text):
-    for fast, slow in _tokens_both_ways(text):
-        assert fast == slow
-
-
-# --- editing ----------------------------------------------------------------------
-
-FILE = (
-    "# managed by hand\n"
-    "/srv/a\t192.0.2.1(rw)   # first\n"
-    "/xen 192.0.2.10(ro) \\\n"
-    "     192.0.2.11(ro)  # guest\n"
-    "\n"
-    "/srv/b 192.0.2.2(ro)\n"
-    "/xen 192.0.2.12(rw)\n"
-    "/srv/c 192.0.2.3(ro)"
-)
-
-
-def test_editing_rewrites_only_that_export_and_keeps_its_comment():
-    model = parse(FILE)
-    assert model.set_export("/xen", SEED)
-    assert model.render() == (
-        "# managed by hand\n"
-        "/srv/a\t192.0.2.1(rw)   # first\n"
-        "/xen 192.0.2.10(rw,no_root_squash,async,no_subtree_check)  # guest\n"
-        "\n"
-        "/srv/b 192.0.2.2(ro)\n"
-        "/srv/c 192.0.2.3(ro)"
-    )
-
-
-def test_editing_keeps_path_spelling_and_separator_and_drops_defaults():
-    model = parse('"/srv/my root"\t\t-rw 192.0.2.1 192.0.2.2(ro)\n/srv/z *(ro)\n')
-    model.set_export("/srv/my root", [{"hosts": "192.0.2.1", "options": ["ro"]}])
-    assert model.render() == '"/srv/my root"\t\t192.0.2.1(ro)\n/srv/z *(ro)\n'
-
-
-def test_removing_deletes_only_that_exports_lines():
-    model = parse(FILE)
-    assert model.remove_export("/xen")
-    assert model.render() == (
-        "# managed by hand\n"
-        "/srv/a\t192.0.2.1(rw)   # first\n"
-        "\n"
-        "/srv/b 192.0.2.2(ro)\n"
-        "/srv/c 192.0.2.3(ro)"
-    )
-    assert not model.remove_export("/xen")
-
-
-def test_adding_appends_a_line_and_mends_a_missing_final_newline():
-    model = parse("/srv/a 192.0.2.1(rw)")
-    model.set_export("/xen", SEED)
-    assert model.render() == "/srv/a 192.0.2.1(rw)\n" + SEED_LINE
-
-
-def test_adding_after_a_trailing_continuation_starts_a_new_entry():
-    for text in ("/srv/a 192.0.2.1(rw) \\\n", "/srv/a 192.0.2.1(rw) \\"):
-        model = parse(text)
-        model.set_export("/xen", SEED)
-        assert [item[0] for item in exports_of(model.render())] == ["/srv/a", "/xen"]
-
-
-def test_adding_after_a_comment_ending_in_backslash_needs_no_blank_line():
-    model = parse("# note \\\n")
-    model.set_export("/xen", SEED)
-    assert model.render() == "# note \\\n" + SEED_LINE
-
-
-def test_adding_to_a_file_ending_inside_a_quote_is_refused():
-    model = parse('"/srv/a 192.0.2.1(rw)\n')
-    with pytest.raises(CommandExecutionError, match="quote"):
-        model.set_export("/xen", SEED)
-
-
-def test_paths_with_spaces_and_specials_are_escaped():
-    model = parse("")
-    model.set_export('/srv/my root"#\\x', [{"hosts": "*", "options": ["ro"]}])
-    assert model.render() == "/srv/my\\040root\\042\\043\\134x *(ro)\n"
-    assert model.clients('/srv/my root"#\\x') == [{"hosts": "*", "options": ["ro"]}]
-
-
-def test_no_rewrite_when_order_or_defaults_differ():
-    text = "/xen 192.0.2.10(async,no_root_squash,rw,wdelay,hide,secure,sec=sys)\n"
-    assert not parse(text).set_export("/xen", SEED)
-    text = "/xen -async 192.0.2.10(rw,no_root_squash)\n"
-    assert not parse(text).set_export("/xen", SEED)
-    assert not parse("/xen/ 192.0.2.10(rw,no_root_squash,async)\n").set_export("/xen", SEED)
-    assert not parse("/srv *()\n").set_export("/srv", [{"hosts": "*", "options": []}])
-    assert not parse("/srv *\n").set_export("/srv", [{"hosts": "*", "options": ["sync"]}])
-
-
-def test_same_path_on_two_lines_matching_is_left_alone():
-    text = "/xen 192.0.2.10(rw)\n# b\n/xen 192.0.2.11(ro)\n"
-    wanted = [
-        {"hosts": "192.0.2.11", "options": ["ro"]},
-        {"hosts": "192.0.2.10", "options": ["rw"]},
-    ]
-    assert not parse(text).set_export("/xen", wanted)
-
-
-# --- options ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("options", "normalised"),
-    [
-        ([], ["ro", "root_squash", "sync"]),
-        (["rw", "no_root_squash", "async", "no_subtree_check"], ["async", "no_root_squash", "rw"]),
-        (["no_subtree_check", "async", "rw", "no_root_squash"], ["async", "no_root_squash", "rw"]),
-        (["rw", "ro"], ["ro", "root_squash", "sync"]),
-        (["wdelay", "hide", "secure", "sec=sys", "acl", "no_pnfs", "anonuid=65534"],
-         ["ro", "root_squash", "sync"]),
-        (["auth_nlm"], ["ro", "root_squash", "sync"]),
-        (["no_auth_nlm", "mp", "fsid=root"],
-         ["fsid=0", "insecure_locks", "mountpoint", "ro", "root_squash", "sync"]),
-        (["fsid=0x10"], ["fsid=16", "ro", "root_squash", "sync"]),
-        (["fsid=010"], ["fsid=8", "ro", "root_squash", "sync"]),
-        (["subtree_check", "insecure", "crossmnt", "nohide"],
-         ["crossmnt", "insecure", "nohide", "ro", "root_squash", "subtree_check", "sync"]),
-        (["sec=unix"], ["ro", "root_squash", "sync"]),
-        ("rw,async", ["async", "root_squash", "rw"]),
-    ],
-)
-def test_normalize_options(options, normalised):
-    assert exportfs.normalize_options(options) == normalised
-
-
-def test_security_flavour_groups_keep_their_own_flags():
-    one = exportfs.normalize_options(["sec=krb5p", "rw", "sec=sys", "ro"])
-    other = exportfs.normalize_options(["sec=krb5p", "ro", "sec=sys", "rw"])
-    assert one != other
-    assert "sec=krb5p:sys" in one
-    assert "krb5p:rw" in one
-    assert "sys:ro" in one
-
-
-def test_listing_options_compare_with_configured_ones():
-    listed = "async,wdelay,hide,no_subtree_check,sec=sys,rw,no_root_squash,no_all_squash"
-    tokens = exportfs._option_tokens(listed.split(","), exportfs._LISTING_DEFAULTS)
-    assert tokens == exportfs._option_tokens(SEED[0]["options"])
-    listed = "sync,wdelay,hide,sec=sys,rw,root_squash,no_all_squash"
-    tokens = exportfs._option_tokens(listed.split(","), exportfs._LISTING_DEFAULTS)
-    assert tokens == exportfs._option_tokens(["rw", "subtree_check"])
-
-
-# --- validation --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "hosts",
-    [
-        "192.0.2.10", "*", "server.example.com", "host_1", "node-1.lan.", "10.0.0.0/8",
-        "10.0.0.0/255.0.0.0", "2001:db8::1", "2001:db8::/32", "*.example.com", "host?.ex",
-        "[ab]x.example.com", "10.177.*.*", "@guests", "gss/krb5i", "0.0.0.0/0",
-    ],
-)
-def test_valid_client_syntax(hosts):
-    assert exportfs.validate("/xen", hosts=hosts, options=["ro"]) == [
-        {"hosts": hosts, "options": ["ro"]}
-    ]
-
-
-def test_every_known_option_is_accepted():
-    options = [
-        "ro", "rw", "sync", "async", "secure", "insecure", "wdelay", "no_wdelay", "hide",
-        "nohide", "crossmnt", "nocrossmnt", "subtree_check", "no_subtree_check",
-        "root_squash", "no_root_squash", "all_squash", "no_all_squash", "secure_locks",
-        "insecure_locks", "auth_nlm", "no_auth_nlm", "acl", "no_acl", "pnfs", "no_pnfs",
-        "nordirplus", "security_label", "mountpoint", "mp", "mountpoint=/srv", "mp=/srv",
-        "fsid=0", "fsid=root", "fsid=0x1f", "fsid=12345678-1234-1234-1234-123456789abc",
-        "anonuid=1000", "anongid=-2", "sec=krb5:krb5i:krb5p:sys:unix:null:none",
-        "refer=/a@h1+h2", "replicas=/b@h3", "squash_uids=0-15,20",
-    ]
-    for option in options:
-        assert exportfs.validate("/xen", hosts="h", options=[option])
-
-
-def test_comma_separated_hosts_are_several_clients():
-    assert exportfs.validate("/srv", hosts="10.0.0.0/8,192.0.2.1", options=["ro"]) == [
-        {"hosts": "10.0.0.0/8", "options": ["ro"]},
-        {"hosts": "192.0.2.1", "options": ["ro"]},
-    ]
-
-
-BAD_INPUT = [
-    ({"clients": [{"hosts": "192.0.2.10", "options": ["rwx"]}]},
-     "clients[0].options[0]: unknown export option 'rwx' (did you mean 'rw'?)"),
-    ({"hosts": "192.0.2.10", "options": ["rw", "no_root_sqash"]},
-     "options[1]: unknown export option 'no_root_sqash' (did you mean 'no_root_squash'?)"),
-    ({"hosts": "192.0.2.10 (rw)"}, "hosts: '192.0.2.10 (rw)' has whitespace before '('"),
-    ({"hosts": "192.0.2.10(rw)"}, "hosts: '192.0.2.10(rw)' contains '(' or ')'"),
-    ({"hosts": "a b"}, "hosts: 'a b' contains whitespace"),
-    ({"hosts": ""}, "Either 'clients' or 'hosts' must be defined"),
-    ({}, "Either 'clients' or 'hosts' must be defined"),
-    ({"hosts": "300.1.2.3"}, "hosts: '300.1.2.3' is not a valid IPv4 address"),
-    ({"hosts": "10.0.0.0/33"}, "hosts: '10.0.0.0/33' prefix length '33' must be 0 to 32"),
-    ({"hosts": "2001:db8::/129"}, "IPv6 prefix length '129' must be a number from 0 to 128"),
-    ({"hosts": "10.0.0.0/255.0.0"}, "netmask '255.0.0' is neither"),
-    ({"hosts": "bad!host"}, "hosts: 'bad!host' is not a valid host name"),
-    ({"hosts": "-bad.example.com"}, "is not a valid host name"),
-    ({"hosts": "a,,b"}, "hosts: '' in 'a,,b'"),
-    ({"hosts": "*", "options": ["rw", "no_root_squash"]},
-     "options: refusing to export /xen to '*' with no_root_squash"),
-    ({"clients": [{"hosts": "*.example.com", "options": ["no_root_squash"]}]},
-     "clients[0].options: refusing to export /xen to '*.example.com' with no_root_squash"),
-    ({"hosts": "0.0.0.0/0", "options": ["sec=krb5", "no_root_squash"]},
-     "refusing to export /xen to '0.0.0.0/0'"),
-    ({"clients": "192.0.2.10"}, "clients: expected a list of {hosts, options} mappings, got str"),
-    ({"clients": {"hosts": "192.0.2.10"}}, "clients: expected a list of {hosts, options}"),
-    ({"clients": ["192.0.2.10"]}, "clients[0]: expected a mapping with 'hosts' and 'options'"),
-    ({"clients": [{"host": "192.0.2.10"}]}, "clients[0]: unknown key 'host'"),
-    ({"clients": [{"options": ["rw"]}]}, "clients[0].hosts: missing"),
-    ({"clients": [{"hosts": 10}]}, "clients[0].hosts: expected a host string, got int 10"),
-    ({"hosts": "a", "options": "rw, async,"}, None),
-    ({"hosts": "a", "options": 5}, "options: expected a list of options, got int 5"),
-    ({"hosts": "a", "options": ["rw", 5]}, "options[1]: expected an option string, got int 5"),
-    ({"hosts": "a", "options": ["rw", "ro"]}, "options[1]: conflicting options 'rw' and 'ro'"),
-    ({"hosts": "a", "options": ["anonuid=x"]}, "options[0]: bad anonuid 'anonuid=x'"),
-    ({"hosts": "a", "options": ["fsid=08"]}, "options[0]: bad fsid 'fsid=08'"),
-    ({"hosts": "a", "options": ["sec=krb6"]}, "unknown security flavour 'krb6' in 'sec=krb6'"),
-    ({"hosts": "a", "options": ["rw,,sync"]}, "options[0]: empty option"),
-    ({"hosts": "a", "options": ["no root_squash"]}, "contains whitespace"),
-    ({"clients": [{"hosts": "a"}, {"hosts": "b,a"}]},
-     "clients[1].hosts: 'a' is listed twice (also in clients[0].hosts)"),
-    ({"clients": [{"hosts": "a"}], "hosts": "b"}, "give either 'clients' or 'hosts'"),
-]
-
-
-@pytest.mark.parametrize(("arguments", "message"), BAD_INPUT, ids=[m for _, m in BAD_INPUT])
-def test_bad_input_names_field_and_value(arguments, message):
-    if message is None:  # accepted: spaces around commas in a string are harmless
-        assert exportfs.validate("/xen", **arguments)[0]["options"] == ["rw", "async"]
-        return
-    with pytest.raises(SaltInvocationError) as caught:
-        exportfs.validate("/xen", **arguments)
-    assert message in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    ("path", "message"),
-    [
-        ("/xen\n/etc", "name: '/xen\\n/etc' contains a newline or NUL character"),
-        ("/xen\0", "contains a newline or NUL"),
-        ("xen", "name: 'xen' is not an absolute path"),
-        ("", "name: '' is not an absolute path"),
-        (None, "name: expected an absolute path string, got NoneType None"),
-    ],
-)
-def test_bad_paths(path, message):
-    with pytest.raises(SaltInvocationError) as caught:
-        exportfs.validate(path, hosts="192.0.2.10")
-    assert message in str(caught.value)
-
-
-def test_world_root_allowed_when_asked():
-    wanted = exportfs.validate("/xen", hosts="*", options=["no_root_squash"], allow_world_root=True)
-    assert wanted == [{"hosts": "*", "options": ["no_root_squash"]}]
-
-
-# --- exportfs -v listing ------------------------------------------------------------
-
-
-def test_listing_of_the_kernel_nfsd_specimen():
-    text = (SPECIMENS_DIR / "exportfs-v-kernel-nfsd.txt").read_text()
-    assert exportfs._parse_listing(text) == {
-        "/srv/xen/guest": [
-            {
-                "hosts": "10.99.0.0/24",
-                "options": "sync,wdelay,hide,no_subtree_check,sec=sys,rw,insecure,"
-                "no_root_squash,no_all_squash".split(","),
-            }
-        ]
+@pytest.fixture
+def configure_loader_modules(run_all):
+    functions = {"cmd.run_all": run_all}
+    return {
+        exportfs: {"__salt__": functions, "__opts__": {"test": False}, "__context__": {}},
     }
 
 
-def test_listing_of_the_padded_specimen():
-    text = (SPECIMENS_DIR / "exportfs-v-no-nfsd.txt").read_text()
-    listing = exportfs._parse_listing(text)
-    assert list(listing) == ["/srv/xentest"]
-    assert listing["/srv/xentest"][0]["hosts"] == "192.0.2.10"
-    assert "no_root_squash" in listing["/srv/xentest"][0]["options"]
+@pytest.fixture
+def etc(tmp_path, monkeypatch):
+    """A private /etc: the library's DEFAULT_EXPORTS and EXPORTS_D point into it."""
+    monkeypatch.setattr(exports_format, "DEFAULT_EXPORTS", str(tmp_path / "exports"))
+    monkeypatch.setattr(exports_format, "EXPORTS_D", str(tmp_path / "exports.d"))
+    return tmp_path
 
 
-def test_listing_of_long_paths_and_world():
-    # Captured with the real exportfs 2.6.2 (Debian 12) in tests/isolate.
-    text = (SPECIMENS_DIR / "exportfs-v-long-path-world.txt").read_text()
-    listing = exportfs._parse_listing(text)
-    assert {path: [c["hosts"] for c in clients] for path, clients in listing.items()} == {
-        "/xen": ["192.0.2.10"],
-        "/srv/xen/guests/a-long-guest-root": ["192.0.2.0/24", "@guests"],
-        "/srv/my root": ["*"],
+def commands(run_all):
+    return [argv[1:] for argv in run_all.argv()]
+
+
+def test_virtual_names_the_missing_binary():
+    with patch("salt.utils.path.which", return_value=None):
+        loaded, reason = exportfs.__virtual__()
+    assert loaded is False
+    assert "exportfs binary" in reason
+
+
+# --- exportfs commands -------------------------------------------------------------
+
+
+def test_reload_runs_exportfs_ra_without_a_shell(run_all):
+    run_all.answer(["exportfs"], stderr="exportfs: No options for /srv/a 1.2.3.4: suggest ...")
+    assert exportfs.reload()["retcode"] == 0
+    # the fake refuses a shell string and python_shell other than False
+    (argv,) = run_all.argv()
+    assert argv[0].endswith("exportfs")
+    assert argv[1:] == ["-ra"]
+
+
+def test_reload_trusts_the_exit_status_and_carries_stderr(run_all):
+    run_all.answer(["exportfs"], retcode=1, stderr="exportfs: /etc/exports:3: bad option list")
+    with pytest.raises(CommandExecutionError, match="/etc/exports:3: bad option list"):
+        exportfs.reload()
+    assert exportfs.reload_exports()["result"] is False
+
+
+def test_list_active_spawns_once_per_run_and_again_after_reload(run_all):
+    run_all.answer(["exportfs"], stdout=(SPECIMENS_DIR / "exportfs-v-no-nfsd.txt").read_text())
+    first = exportfs.list_active()
+    assert exportfs.list_active() is first
+    assert list(first) == ["/srv/xentest"]
+    exportfs.reload()
+    exportfs.list_active()
+    assert commands(run_all) == [["-v"], ["-ra"], ["-v"]]
+
+
+def test_list_active_fails_on_exit_status(run_all):
+    run_all.answer(["exportfs"], retcode=1, stderr="exportfs: could not open /var/lib/nfs/etab")
+    with pytest.raises(CommandExecutionError, match="etab"):
+        exportfs.list_active()
+
+
+def test_unexport(run_all):
+    exportfs.unexport("/xen", "192.0.2.10")
+    assert commands(run_all) == [["-u", "192.0.2.10:/xen"]]
+    run_all.answer(["exportfs"], retcode=1,
+                   stderr="exportfs: Could not find '192.0.2.10:/xen' to unexport.")
+    with pytest.raises(CommandExecutionError, match="Could not find"):
+        exportfs.unexport("/xen", "192.0.2.10")
+    with pytest.raises(SaltInvocationError, match="host"):
+        exportfs.unexport("/xen", "192.0.2.10 (rw)")
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def test_list_configured_reads_exports_and_drop_ins_in_version_order(etc):
+    (etc / "exports").write_text("# main\n/srv/a 192.0.2.1(rw)\n")
+    drop_ins = etc / "exports.d"
+    drop_ins.mkdir()
+    (drop_ins / "10-b.exports").write_text("/srv/b 192.0.2.2(ro)\n")
+    (drop_ins / "9-a.exports").write_text("\n/srv/c -async 192.0.2.3(rw)\n")
+    (drop_ins / ".hidden.exports").write_text("/srv/hidden *(ro)\n")
+    (drop_ins / "notes.txt").write_text("/srv/txt *(ro)\n")
+    listing = exportfs.list_configured()
+    assert listing == {
+        "/srv/a": [{"hosts": "192.0.2.1", "options": ["rw"], "file": str(etc / "exports"),
+                    "line": 2}],
+        "/srv/c": [{"hosts": "192.0.2.3", "options": ["async", "rw"],
+                    "file": str(drop_ins / "9-a.exports"), "line": 2}],
+        "/srv/b": [{"hosts": "192.0.2.2", "options": ["ro"],
+                    "file": str(drop_ins / "10-b.exports"), "line": 1}],
     }
-    assert listing["/srv/xen/guests/a-long-guest-root"][1]["options"][0] == "sync"
+    assert list(listing) == ["/srv/a", "/srv/c", "/srv/b"]
+
+
+def test_list_configured_reports_the_whitespace_trap(etc):
+    (etc / "exports").write_text("/xen 192.0.2.10 (rw,no_root_squash)\n")
+    (_, world) = exportfs.list_configured()["/xen"]
+    assert world["hosts"] == "*"
+    assert "applies these options to the world" in world["warning"]
+
+
+def test_parsed_files_are_cached_per_run(etc):
+    (etc / "exports").write_text("/srv/a 192.0.2.1(rw)\n" * 50)
+    with patch.object(exportfs, "_read", wraps=exportfs._read) as read:
+        for _ in range(20):
+            exportfs.list_configured()
+            exportfs.add(f"/srv/n{_}", SEED, exports=str(etc / "exports"), test=True)
+    assert read.call_count == 1
+
+
+def test_many_adds_parse_the_file_once(etc, run_all):
+    exports = str(etc / "exports")
+    (etc / "exports").write_text("".join(f"/srv/old{i} 10.0.0.{i}(ro)\n" for i in range(200)))
+    model = exports_format.ExportsFile
+    with patch.object(model, "parse", wraps=model.parse) as parse:
+        for index in range(100):
+            exportfs.add(f"/srv/new{index}", SEED, exports=exports)
+    big = [call for call in parse.call_args_list if len(call.args[0]) > 500]
+    assert len(big) == 1
+    assert run_all.calls == []
+    assert len(exportfs.list_configured()) == 300
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def test_add_creates_a_missing_file_0644(etc):
+    result = exportfs.add("/xen", SEED, exports=str(etc / "exports"))
+    assert result == {
+        "path": "/xen",
+        "file": str(etc / "exports"),
+        "changed": True,
+        "created": True,
+        "old": None,
+        "new": SEED,
+        "old_text": None,
+        "new_text": "192.0.2.10(rw,no_root_squash,async,no_subtree_check)",
+    }
+    assert (etc / "exports").read_bytes() == SEED_LINE
+    assert stat.S_IMODE((etc / "exports").stat().st_mode) == 0o644
+
+
+def test_add_creates_a_missing_drop_in_directory(etc):
+    target = etc / "exports.d" / "xen_nfsroot.exports"
+    exportfs.add("/xen", SEED, exports=str(target))
+    assert target.read_bytes() == SEED_LINE
+    with pytest.raises(SaltInvocationError, match="would be ignored by exportfs"):
+        exportfs.add("/xen", SEED, exports=str(etc / "exports.d" / "xen_nfsroot"))
+
+
+def test_add_keeps_mode_owner_and_other_bytes(etc):
+    exports = etc / "exports"
+    exports.write_bytes(b"# hand made\t\n/srv/a 192.0.2.1(rw)  # keep\n/xen 10.0.0.1(ro)\n/srv/b *")
+    os.chmod(exports, 0o600)
+    os.chown(exports, 1234, 4321)
+    result = exportfs.add("/xen", SEED, exports=str(exports))
+    assert result["old"] == [{"hosts": "10.0.0.1", "options": ["ro"]}]
+    assert result["old_text"] == "10.0.0.1(ro)"
+    assert exports.read_bytes() == (
+        b"# hand made\t\n/srv/a 192.0.2.1(rw)  # keep\n"
+        b"/xen 192.0.2.10(rw,no_root_squash,async,no_subtree_check)\n/srv/b *"
+    )
+    info = exports.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o600, 1234, 4321)
+    assert [name for name in os.listdir(etc) if name != "exports"] == []
+
+
+def test_add_twice_writes_once(etc):
+    exports = etc / "exports"
+    exportfs.add("/xen", SEED, exports=str(exports))
+    before = exports.stat()
+    again = exportfs.add(
+        "/xen", hosts="192.0.2.10", options="no_subtree_check,async,rw,no_root_squash,wdelay",
+        exports=str(exports),
+    )
+    assert again["changed"] is False
+    assert exports.stat().st_mtime_ns == before.st_mtime_ns
+    assert exports.stat().st_ino == before.st_ino
+
+
+def test_add_in_test_mode_writes_nothing(etc):
+    result = exportfs.add("/xen", SEED, exports=str(etc / "exports"), test=True)
+    assert (result["changed"], result["created"]) == (True, True)
+    assert not (etc / "exports").exists()
+    assert exportfs.reload()["files"] == []
+
+
+def test_bad_input_changes_no_byte(etc):
+    exports = etc / "exports"
+    exports.write_bytes(b"/srv/a 192.0.2.1(rw)\n")
+    before = exports.stat()
+    for arguments in (
+        {"clients": [{"hosts": "192.0.2.10", "options": ["rwx"]}]},
+        {"hosts": "192.0.2.10 (rw)"},
+        {"hosts": "*", "options": ["rw", "no_root_squash"]},
+        {"clients": "192.0.2.10"},
+    ):
+        with pytest.raises(SaltInvocationError):
+            exportfs.add("/xen", exports=str(exports), **arguments)
+    for path in ("/xen\n/srv/a", "xen"):
+        with pytest.raises(SaltInvocationError):
+            exportfs.add(path, SEED, exports=str(exports))
+    assert exports.read_bytes() == b"/srv/a 192.0.2.1(rw)\n"
+    assert exports.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_remove_deletes_only_that_export(etc):
+    exports = etc / "exports"
+    exports.write_bytes(
+        b"# c\n/xen 192.0.2.10(rw) \\\n  192.0.2.11(ro)\n/srv/a *(ro)\n/xen h(ro)\n"
+    )
+    assert exportfs.remove("/xen", exports=str(exports), test=True)["changed"] is True
+    assert exports.read_bytes().startswith(b"# c\n/xen")
+    result = exportfs.remove("/xen", exports=str(exports))
+    assert result["changed"] is True
+    assert result["old_text"] == "192.0.2.10(rw) 192.0.2.11(ro) h(ro)"
+    assert exports.read_bytes() == b"# c\n/srv/a *(ro)\n"
+    assert exportfs.remove("/xen", exports=str(exports))["changed"] is False
+    assert exportfs.remove("/xen", exports=str(etc / "missing"))["changed"] is False
+    assert not (etc / "missing").exists()
+
+
+def _add_many(exports, worker, count):
+    exportfs.__context__ = {}
+    for index in range(count):
+        exportfs.add(
+            f"/srv/w{worker}/{index}", [{"hosts": f"10.0.{worker}.{index}", "options": ["ro"]}],
+            exports=exports,
+        )
+
+
+def test_concurrent_writers_lose_nothing(etc):
+    exports = etc / "exports"
+    exports.write_text("# shared\n")
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=_add_many, args=(str(exports), worker, 15)) for worker in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    listing = exportfs.list_configured(str(exports))
+    assert len(listing) == 60
+    assert exports.read_text().startswith("# shared\n")
+
+
+# --- applying ------------------------------------------------------------------------
+
+
+def test_reload_names_the_files_this_run_changed(etc, run_all):
+    exports = str(etc / "exports")
+    exportfs.add("/xen", SEED, exports=exports)
+    exportfs.add("/srv/a", hosts="192.0.2.1", options=["ro"], exports=exports)
+    run_all.answer(["exportfs"], stderr="exportfs: warning")
+    applied = exportfs.reload()
+    assert commands(run_all) == [["-ra"]]
+    assert applied["files"] == [exports]
+    assert applied["stderr"] == "exportfs: warning"
+    assert exportfs.reload()["files"] == []
+    assert commands(run_all) == [["-ra"], ["-ra"]]
+
+
+def test_check_active_compares_with_exportfs_v_once_per_run(etc, run_all):
+    run_all.answer(["exportfs"], stdout=LISTED)
+    assert exportfs.check_active("/xen", SEED) == {
+        "active": True, "confirmed": ["/xen for 192.0.2.10"], "problems": []}
+    other = [{"hosts": "192.0.2.10", "options": ["ro"]}]
+    (problem,) = exportfs.check_active("/xen", other)["problems"]
+    assert problem.startswith("exportfs -v lists /xen for 192.0.2.10(async,")
+    assert exportfs.check_active("/srv/a", [{"hosts": "192.0.2.1"}])["problems"] == [
+        "exportfs -v does not list /srv/a for 192.0.2.1"]
+    assert exportfs.check_active("/srv/a")["active"] is True
+    assert exportfs.check_active("/xen")["problems"] == [
+        "exportfs -v still lists /xen for 192.0.2.10(async,wdelay,hide,no_subtree_check,"
+        "sec=sys,rw,no_root_squash,no_all_squash)"]
+    assert commands(run_all) == [["-v"]]
+
+
+def test_the_live_table_is_read_and_indexed_once_per_run(etc, run_all):
+    listing = "".join(f"{f'/srv/g{index}':<14}\t10.0.0.{index}(sync,wdelay,hide,"
+                      "no_subtree_check,sec=sys,ro,secure,root_squash,no_all_squash)\n"
+                      for index in range(200))
+    run_all.answer(["exportfs"], stdout=listing)
+    table = export_table.ExportTable
+    with patch.object(table, "parse", wraps=table.parse) as parse:
+        for index in range(200):
+            check = exportfs.check_active(f"/srv/g{index}", [{"hosts": f"10.0.0.{index}"}])
+            assert check["active"] is True, check
+    assert parse.call_count == 1
+    assert commands(run_all) == [["-v"]]
+
+
+def test_check_active_knows_files_exportfs_does_not_read(etc, run_all):
+    check = exportfs.check_active("/xen", SEED, exports=str(etc / "elsewhere"))
+    assert check == {"active": False, "confirmed": [], "problems": [
+        f"/xen not checked: exportfs does not read {etc / 'elsewhere'}"]}
+    assert run_all.calls == []
+
+
+def test_rejected_change_is_rolled_back(etc, run_all):
+    exports = etc / "exports"
+    exports.write_bytes(b"# before\n/srv/a 192.0.2.1(rw)")
+    exportfs.add("/xen", SEED, exports=str(exports))
+    exportfs.add("/srv/b", hosts="192.0.2.2", exports=str(exports))
+    drop_in = etc / "exports.d" / "x.exports"
+    exportfs.add("/srv/c", hosts="192.0.2.3", exports=str(drop_in))
+    run_all.answer_in_turn(
+        ["exportfs", "-ra"], failed("exportfs: Failed to stat /xen: No such file or directory"),
+        ok(),
+    )
+    with pytest.raises(CommandExecutionError) as caught:
+        exportfs.reload()
+    message = str(caught.value)
+    assert "exportfs -ra failed with exit code 1: exportfs: Failed to stat /xen" in message
+    assert f"restored {exports}, {drop_in} to the contents before this run" in message
+    assert exports.read_bytes() == b"# before\n/srv/a 192.0.2.1(rw)"
+    assert not drop_in.exists()
+    assert commands(run_all) == [["-ra"], ["-ra"]]
+    assert exportfs.list_configured(str(exports)).keys() == {"/srv/a"}
+
+
+def test_errors_that_predate_the_change_keep_it(etc, run_all):
+    exports = etc / "exports"
+    exports.write_bytes(b"/srv/gone 192.0.2.1(rw)\n")
+    exportfs.add("/xen", SEED, exports=str(exports))
+    stale = "exportfs: Failed to stat /srv/gone: No such file or directory"
+    run_all.answer_in_turn(["exportfs", "-ra"], failed(stale), failed(stale), failed(stale))
+    applied = exportfs.reload()
+    assert applied["preexisting_errors"] == [stale]
+    assert applied["files"] == [str(exports)]
+    assert exports.read_bytes() == b"/srv/gone 192.0.2.1(rw)\n" + SEED_LINE
+    assert commands(run_all) == [["-ra"], ["-ra"], ["-ra"]]
+
+
+def test_new_error_beside_old_errors_rolls_back(etc, run_all):
+    exports = etc / "exports"
+    exports.write_bytes(b"/srv/gone 192.0.2.1(rw)\n")
+    exportfs.add("/xen", SEED, exports=str(exports))
+    stale = "exportfs: Failed to stat /srv/gone: No such file or directory"
+    new = "exportfs: /etc/exports:2: unknown keyword \"x\""
+    run_all.answer_in_turn(["exportfs", "-ra"], failed(f"{stale}\n{new}"), failed(stale))
+    with pytest.raises(CommandExecutionError, match="unknown keyword") as caught:
+        exportfs.reload()
+    assert "Failed to stat /srv/gone" not in str(caught.value)
+    assert exports.read_bytes() == b"/srv/gone 192.0.2.1(rw)\n"
+
+
+def test_rollback_leaves_a_file_changed_by_someone_else(etc, run_all):
+    exports = etc / "exports"
+    exports.write_bytes(b"/srv/a 192.0.2.1(rw)\n")
+    exportfs.add("/xen", SEED, exports=str(exports))
+    exports.write_bytes(b"/srv/other *(ro)\n")
+    run_all.answer_in_turn(["exportfs", "-ra"], failed("exportfs: bad"), ok())
+    with pytest.raises(CommandExecutionError, match="not restored .changed by someone else"):
+        exportfs.reload()
+    assert exports.read_bytes() == b"/srv/other *(ro)\n"
+
+
+# --- Salt nfs3 names ------------------------------------------------------------------
+
+
+def test_nfs3_compatible_names(etc, run_all):
+    exports = str(etc / "exports")
+    assert exportfs.add_export(exports, "/srv/test", "127.0.0.1", ["rw"]) == {
+        "hosts": "127.0.0.1", "options": ["rw"]}
+    exportfs.add_export(exports, "/srv/test", "10.0.0.0/8")
+    assert exportfs.list_exports(exports) == {
+        "/srv/test": [{"hosts": "127.0.0.1", "options": ["rw"]},
+                      {"hosts": "10.0.0.0/8", "options": []}]
+    }
+    assert (etc / "exports").read_text() == "/srv/test 127.0.0.1(rw) 10.0.0.0/8()\n"
+    assert exportfs.del_export(exports, "/srv/test") == {}
+    assert exportfs.reload_exports() == {"result": True, "stdout": "", "stderr": ""}
+
+
+def test_nfs3_add_export_refuses_world_root_as_the_state_does(etc):
+    exports = etc / "exports"
+    with pytest.raises(SaltInvocationError, match="allow_world_root"):
+        exportfs.add_export(str(exports), "/srv/test", "*", ["rw", "no_root_squash"])
+    assert not exports.exists()
+    exports.write_text("/srv/test *(rw,no_root_squash)\n")
+    with pytest.raises(SaltInvocationError, match="allow_world_root"):
+        exportfs.add_export(str(exports), "/srv/test", "192.0.2.1", ["ro"])
+    assert exportfs.add_export(str(exports), "/srv/test", "192.0.2.1", ["ro"],
+                               allow_world_root=True) == {"hosts": "192.0.2.1",
+                                                          "options": ["ro"]}

@@ -2,16 +2,19 @@
 
 The state's ``__salt__`` holds the real exportfs functions (sharing one
 ``__context__``, as in a state run) working on temporary files; only
-``cmd.run_all`` is a mock, so every exportfs process is counted.
+``cmd.run_all`` is the shared fake, so every exportfs process is counted.
 """
 
 import inspect
-from unittest.mock import MagicMock, patch
+from unittest.mock import patch
 
 import pytest
 
-from xen_nfsroot.modules import exportfs, nfsroot_files
+from tests.support.commands import result
+from tests.support.exportfs import CommandsInTurn
+from xen_nfsroot.modules import exportfs
 from xen_nfsroot.states import nfs_export
+from xen_nfsroot_lib import exports as exports_format
 
 SEED_OPTIONS = ["rw", "no_root_squash", "async", "no_subtree_check"]
 SEED = [{"hosts": "192.0.2.10", "options": SEED_OPTIONS}]
@@ -23,12 +26,12 @@ LISTED = (
 
 
 def ok(stdout="", stderr=""):
-    return {"retcode": 0, "stdout": stdout, "stderr": stderr, "pid": 1}
+    return result(0, stdout, stderr)
 
 
 @pytest.fixture
 def run_all():
-    return MagicMock(return_value=ok(stdout=LISTED))
+    return CommandsInTurn().answer(["exportfs"], stdout=LISTED)
 
 
 @pytest.fixture
@@ -40,10 +43,8 @@ def context():
 def configure_loader_modules(run_all, context):
     functions = {
         f"exportfs.{name}": getattr(exportfs, name)
-        for name in ("validate", "add", "remove", "reload", "check_active", "list_configured")
+        for name in ("add", "remove", "reload", "check_active", "list_configured")
     }
-    functions.update({f"nfsroot_files.{name}": getattr(nfsroot_files, name)
-                      for name in ("read", "write", "remove", "sync")})
     functions["cmd.run_all"] = run_all
     return {
         exportfs: {"__salt__": functions, "__opts__": {"test": False}, "__context__": context},
@@ -53,8 +54,8 @@ def configure_loader_modules(run_all, context):
 
 @pytest.fixture
 def exports(tmp_path, monkeypatch):
-    monkeypatch.setattr(exportfs, "DEFAULT_EXPORTS", str(tmp_path / "exports"))
-    monkeypatch.setattr(exportfs, "EXPORTS_D", str(tmp_path / "exports.d"))
+    monkeypatch.setattr(exports_format, "DEFAULT_EXPORTS", str(tmp_path / "exports"))
+    monkeypatch.setattr(exports_format, "EXPORTS_D", str(tmp_path / "exports.d"))
     path = tmp_path / "exports"
     path.write_text("# hand made\n/srv/a 192.0.2.1(rw)\n")
     return path
@@ -66,7 +67,7 @@ def new_run(context):
 
 
 def spawned(run_all):
-    return [call.args[0][1:] for call in run_all.call_args_list]
+    return [argv[1:] for argv in run_all.argv()]
 
 
 def test_virtual_needs_the_exportfs_module():
@@ -93,7 +94,7 @@ def test_present_adds_reloads_and_verifies(exports, run_all):
 def test_second_run_changes_nothing_and_only_lists_the_exports(exports, run_all, context):
     nfs_export.present("/xen", clients=SEED, exports=str(exports))
     new_run(context)
-    run_all.reset_mock()
+    run_all.calls.clear()
     ret = nfs_export.present(
         "/xen", hosts="192.0.2.10",
         options=["no_subtree_check", "async", "no_root_squash", "rw", "wdelay"],
@@ -109,8 +110,8 @@ def test_second_run_changes_nothing_and_only_lists_the_exports(exports, run_all,
 
 
 def test_omitted_options_converge(exports, run_all, context):
-    run_all.return_value = ok(stdout="/srv/pub      \t<world>(sync,wdelay,hide,no_subtree_check,"
-                                     "sec=sys,ro,secure,root_squash,no_all_squash)\n")
+    run_all.answer(["exportfs"], stdout="/srv/pub      \t<world>(sync,wdelay,hide,"
+                   "no_subtree_check,sec=sys,ro,secure,root_squash,no_all_squash)\n")
     first = nfs_export.present("/srv/pub", hosts="*", exports=str(exports))
     assert first["changes"]["new"] == [{"hosts": "*", "options": []}]
     assert exports.read_text().endswith("/srv/pub *()\n")
@@ -145,7 +146,7 @@ def test_test_mode_predicts_and_changes_nothing(tmp_path, exports, run_all):
         assert nfs_export.reloaded("exports")["result"] is True
     assert not missing.parent.exists()
     assert exports.read_text() == "# hand made\n/srv/a 192.0.2.1(rw)\n"
-    assert run_all.call_count == 0
+    assert run_all.calls == []
 
 
 def test_update_rewrites_the_line(exports, run_all):
@@ -162,7 +163,7 @@ def test_update_rewrites_the_line(exports, run_all):
         "exportfs -ra is left to nfs_export.reloaded."
     )
     assert exports.read_text() == "# hand made\n/srv/a 192.0.2.1(ro)\n"
-    assert run_all.call_count == 0
+    assert run_all.calls == []
 
 
 def test_deferred_exports_cost_one_reload(exports, run_all, context):
@@ -171,7 +172,7 @@ def test_deferred_exports_cost_one_reload(exports, run_all, context):
                                  exports=str(exports), reload=False)
         assert ret["result"] is True
     nfs_export.absent("/srv/a", exports=str(exports), reload=False)
-    assert run_all.call_count == 0
+    assert run_all.calls == []
     ret = nfs_export.reloaded("exports applied")
     assert spawned(run_all) == [["-ra"], ["-v"]]
     assert ret["changes"]["reloaded"] == [f"/srv/g{index}" for index in range(5)] + ["/srv/a"]
@@ -185,15 +186,14 @@ def test_deferred_exports_cost_one_reload(exports, run_all, context):
         "result": True,
         "comment": "No export changed in this run: exportfs -ra is not needed",
     }
-    assert run_all.call_count == 2
+    assert len(run_all.calls) == 2
 
 
 def test_rejected_reload_restores_the_file_and_fails(exports, run_all):
     before = exports.read_bytes()
-    run_all.side_effect = [
-        {"retcode": 1, "stdout": "", "stderr": "exportfs: Failed to stat /xen: No such file"},
-        ok(),
-    ]
+    run_all.answer_in_turn(
+        ["exportfs"], result(1, "", "exportfs: Failed to stat /xen: No such file"), ok(),
+    )
     ret = nfs_export.present("/xen", clients=SEED, exports=str(exports))
     assert ret["result"] is False
     assert ret["changes"] == {}
@@ -243,7 +243,7 @@ def test_bad_input_fails_before_writing(exports, run_all, arguments, message):
     assert ret["changes"] == {}
     assert exports.read_text() == "# hand made\n/srv/a 192.0.2.1(rw)\n"
     assert exports.stat().st_mtime_ns == before.st_mtime_ns
-    assert run_all.call_count == 0
+    assert run_all.calls == []
 
 
 def test_world_root_is_allowed_on_request(exports):
@@ -253,8 +253,8 @@ def test_world_root_is_allowed_on_request(exports):
 
 
 def test_mod_watch_reloads_even_without_changes(exports, run_all):
-    run_all.return_value = ok(stdout="/srv/a        \t192.0.2.1(sync,wdelay,hide,no_subtree_check,"
-                                     "sec=sys,rw,secure,root_squash,no_all_squash)\n")
+    run_all.answer(["exportfs"], stdout="/srv/a        \t192.0.2.1(sync,wdelay,hide,"
+                   "no_subtree_check,sec=sys,rw,secure,root_squash,no_all_squash)\n")
     ret = nfs_export.mod_watch("exports applied", sfun="reloaded")
     assert spawned(run_all) == [["-ra"]]
     assert ret["result"] is True
@@ -268,13 +268,34 @@ def test_mod_watch_reloads_even_without_changes(exports, run_all):
     )
     assert nfs_export.mod_watch("x", sfun="other")["result"] is False
 
+def test_a_watch_and_reloaded_predict_their_reload_in_test_mode(exports, run_all, context):
+    run_all.answer(["exportfs"], stdout="/srv/a        \t192.0.2.1(sync,wdelay,hide,"
+                   "no_subtree_check,sec=sys,rw,secure,root_squash,no_all_squash)\n")
+    with patch.dict(nfs_export.__opts__, {"test": True}):
+        ret = nfs_export.mod_watch("/srv/a", sfun="present", hosts="192.0.2.1", options=["rw"],
+                                   exports=str(exports))
+        assert ret["result"] is None
+        assert ret["comment"] == ("Export /srv/a for 192.0.2.1 is already present. "
+                                  "Would then run exportfs -ra.")
+        nfs_export.present("/srv/b", hosts="192.0.2.2", exports=str(exports), reload=False)
+        ret = nfs_export.reloaded("exports applied")
+        assert (ret["result"], ret["changes"]) == (None, {"reloaded": ["/srv/b"]})
+        nfs_export.present("/srv/c", hosts="192.0.2.3", exports=str(exports), reload=False)
+        failed = nfs_export.mod_watch("/srv/d", sfun="present", hosts="192.0.2.4 (rw)",
+                                      exports=str(exports))
+        assert failed["result"] is False
+        assert failed["comment"].endswith("Would then run exportfs -ra for /srv/c.")
+    assert spawned(run_all) == [["-v"]]
+    assert exports.read_text() == "# hand made\n/srv/a 192.0.2.1(rw)\n"
+
+
 
 # --- the live export table ------------------------------------------------------------
 
 
 def test_an_export_missing_from_the_live_table_is_applied_again(exports, run_all, context):
     exports.write_text(f"/xen {SEED_TEXT}\n")
-    run_all.return_value = ok(stdout="")  # after exportfs -ua: nothing exported
+    run_all.answer(["exportfs"], stdout="")  # after exportfs -ua: nothing exported
     with patch.dict(nfs_export.__opts__, {"test": True}):
         predicted = nfs_export.present("/xen", clients=SEED, exports=str(exports))
     assert predicted["result"] is None
@@ -286,8 +307,8 @@ def test_an_export_missing_from_the_live_table_is_applied_again(exports, run_all
     )
     assert spawned(run_all) == [["-v"]]
     new_run(context)
-    run_all.reset_mock()
-    run_all.side_effect = [ok(stdout=""), ok(), ok(stdout=LISTED)]
+    run_all.calls.clear()
+    run_all.answer_in_turn(["exportfs"], ok(stdout=""), ok(), ok(stdout=LISTED))
     ret = nfs_export.present("/xen", clients=SEED, exports=str(exports))
     assert ret["result"] is True
     assert ret["changes"] == predicted["changes"]
@@ -300,7 +321,7 @@ def test_an_export_missing_from_the_live_table_is_applied_again(exports, run_all
 
 def test_an_absent_export_still_active_is_withdrawn(exports, run_all):
     exports.write_text("")
-    run_all.side_effect = [ok(stdout=LISTED), ok(), ok(stdout="")]
+    run_all.answer_in_turn(["exportfs"], ok(stdout=LISTED), ok(), ok(stdout=""))
     ret = nfs_export.absent("/xen", exports=str(exports))
     assert ret["result"] is True
     assert ret["changes"]["active"]["new"] is None
@@ -340,7 +361,7 @@ def test_a_run_of_3007_style_states_reloads_once(exports, run_all):
     listing = "".join(f"{f'/srv/g{index}':<14}\t10.0.0.{index}(sync,wdelay,hide,"
                       "no_subtree_check,sec=sys,ro,secure,root_squash,no_all_squash)\n"
                       for index in range(4))
-    run_all.return_value = ok(stdout=listing)
+    run_all.answer(["exportfs"], stdout=listing)
     returns = run_chunks(chunks, exports)
     assert spawned(run_all) == [["-ra"], ["-v"]]
     for ret in returns[:3]:
@@ -366,7 +387,7 @@ def test_a_failing_last_state_still_reloads_for_the_others(exports, run_all):
               chunk("last", "/srv/g1", hosts="10.0.0.1 (rw)")]
     listing = ("/srv/g0       \t10.0.0.0(sync,wdelay,hide,no_subtree_check,sec=sys,ro,secure,"
                "root_squash,no_all_squash)\n")
-    run_all.return_value = ok(stdout=listing)
+    run_all.answer(["exportfs"], stdout=listing)
     first, last = run_chunks(chunks, exports)
     assert first["comment"].endswith("exportfs -ra is left to the exports state last of this "
                                      "run.")
@@ -392,5 +413,5 @@ def test_test_mode_predicts_the_shared_reload(exports, run_all):
     assert returns[0]["comment"].endswith("left to the exports state export-2 of this run.")
     assert returns[2]["comment"].endswith("Would then run exportfs -ra (for /srv/g0, /srv/g1 "
                                           "too).")
-    assert run_all.call_count == 0
+    assert run_all.calls == []
     assert exports.read_text() == "# hand made\n/srv/a 192.0.2.1(rw)\n"

@@ -6,6 +6,7 @@ import pytest
 from tests.support.loader import functions
 from xen_nfsroot.modules import exportfs
 from xen_nfsroot.states import nfs_export
+from xen_nfsroot_lib import export_table
 
 RMTAB = ("10.99.0.2:/srv/xen/guest:0x00000001\n"
          "2001:db8::5:/srv/xen/v6:0x00000001\n"
@@ -17,8 +18,8 @@ V4_INFO = 'clientid: 0xd9f9d09e65b29b5e\naddress: "10.99.0.3:737"\nname: "Linux 
 def server(tmp_path, monkeypatch):
     rmtab = tmp_path / "rmtab"
     clients = tmp_path / "clients"
-    monkeypatch.setattr(exportfs, "RMTAB", str(rmtab))
-    monkeypatch.setattr(exportfs, "NFSD_CLIENTS", str(clients))
+    monkeypatch.setattr(export_table, "RMTAB", str(rmtab))
+    monkeypatch.setattr(export_table, "NFSD_CLIENTS", str(clients))
     return rmtab, clients
 
 
