@@ -1,12 +1,14 @@
 """The parsers on the outputs the QEMU Xen lab captured from a real Xen 4.17
-dom0 (lab/specimens/, saved by `lab/run --save-specimens`)."""
+dom0 in its last run (lab/specimens/, saved by `lab/run --save-specimens`).
 
-import pathlib
+The other real outputs the tests read (guest consoles, kernel facts, earlier
+captures) are test data, kept once, in tests/data/specimens/.
+"""
 
-from xen_nfsroot.modules import xm
-from xen_nfsroot_lib import export_table
+from tests.support import REPO, SPECIMENS
+from xen_nfsroot_lib import export_table, toolstack
 
-LAB = pathlib.Path(__file__).resolve().parents[2] / "lab" / "specimens"
+LAB = REPO / "lab" / "specimens"
 
 
 def read(name):
@@ -14,7 +16,7 @@ def read(name):
 
 
 def test_xl_list_with_a_running_nfs_root_guest():
-    domains = xm.parse_xl_list(read("xl-list.txt"))
+    domains = toolstack.parse_xl_list(read("xl-list.txt"))
     assert list(domains) == ["Domain-0", "nfsguest"]
     guest = domains["nfsguest"]
     assert guest["id"] == 1
@@ -26,11 +28,11 @@ def test_xl_list_with_a_running_nfs_root_guest():
 
 
 def test_xl_list_dom0_only():
-    assert list(xm.parse_xl_list(read("xl-list-dom0-only.txt"))) == ["Domain-0"]
+    assert list(toolstack.parse_xl_list(read("xl-list-dom0-only.txt"))) == ["Domain-0"]
 
 
 def test_xl_list_long_gives_the_synthesized_command_line():
-    domains = xm.parse_xl_list_long(read("xl-list-l.json"))
+    domains = toolstack.parse_xl_list_long(read("xl-list-l.json"))
     guest = domains["nfsguest"]
     assert guest["memory_mb"] == 256
     assert guest["ramdisk"] == "/boot/initrd-small.img"
@@ -52,3 +54,16 @@ def test_exportfs_v_with_the_kernel_nfsd_both_layouts():
     assert {"rw", "no_root_squash", "async"} <= set(client["options"])
     (client,) = active["/srv/unrelated"]
     assert {"ro", "root_squash"} <= set(client["options"])
+
+
+def test_each_capture_is_kept_once():
+    """lab/specimens holds the lab's own captures only: no file there is a
+    copy of one in tests/data/specimens."""
+    kept = {path.read_bytes(): path.name for path in SPECIMENS.iterdir()}
+    copies = sorted(path.name for path in LAB.iterdir() if path.read_bytes() in kept)
+    assert copies == []
+    # What `lab/run --save-specimens` writes (lab/onehost.py): the dom0's
+    # domains and exports before, during and after the steps.
+    assert {"xl-list-dom0-only.txt", "exportfs-v-before.txt", "xl-list.txt", "xl-list-l.json",
+            "exportfs-v-kernel-nfsd.txt", "exportfs-v-after-absent.txt"} <= {
+        path.name for path in LAB.iterdir()}
