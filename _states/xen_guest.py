@@ -12,7 +12,7 @@ Xen guests (domUs) booted from a config file the formula writes.
         - nfs_server: 192.0.2.1
         - nfs_root: /xen
 
-The guest's settings are those of ``xen_config.GUEST_SETTINGS`` (``memory``,
+The guest's settings are those of ``xen_nfsroot_lib.guest_config.GUEST_SETTINGS`` (``memory``,
 ``vcpus``, ``ramdisk``, ``network``, ``dhcp``, ``vif``, ``nfs_server``,
 ``nfs_root``, ``nfs_options``, ``root``, ``extra``, ``guest_type``,
 ``on_crash``), given as keyword arguments; their defaults and validators are
@@ -27,25 +27,31 @@ atomically; the running guest is restarted only with
 ``restart_on_change: True`` (otherwise it keeps its old configuration until
 its next boot, and the comment says so). One domain listing serves the whole
 run (cached by the ``xm`` module).
+
+What is decided without the live system (the steps and the comments, the
+fingerprint of a boot, the refusals) is :mod:`xen_nfsroot_lib.boot`; where
+the guest runs across its dom0s, :mod:`xen_nfsroot_lib.placement`. This
+module reads the dom0 (its config files, domains, console and the mine) and
+acts.
 """
 
-import difflib
-import hashlib
 import inspect
 import os
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+from xen_nfsroot_lib import boot, console, files, guest_config, placement, trust, values
+from xen_nfsroot_lib.boot import DEAD
+from xen_nfsroot_lib.placement import RUNNING
+
 __virtualname__ = "xen_guest"
 
-LIVE = ("running", "blocked", "paused")
-DEAD = ("shutdown", "crashed")
 ERRORS = (CommandExecutionError, SaltInvocationError, OSError)
 
 
 def __virtual__():
-    if "xm.create" in __salt__ and "xen_config.render_config" in __salt__:
+    if "xm.create" in __salt__ and "xen_config.write_config" in __salt__:
         return __virtualname__
     return (False, "the xen_guest state needs the xm and xen_config execution modules "
                    "(xl or xm not installed)")
@@ -55,14 +61,10 @@ def _ret(name):
     return {"name": name, "result": True, "changes": {}, "comment": ""}
 
 
-def _sentence(text):
-    return text[:1].upper() + text[1:]
-
-
 def _settings(arguments):
     """The guest settings among a state's keyword arguments; anything else
     that is not one of Salt's own keywords is an error naming it."""
-    known = __salt__["xen_config.guest_setting_defaults"]()
+    known = guest_config.setting_defaults()
     unknown = sorted(key for key in arguments if key not in known and not key.startswith("__"))
     if unknown:
         raise SaltInvocationError(
@@ -73,20 +75,12 @@ def _settings(arguments):
 
 def _config_path(name, config_dir):
     arguments = {"config_dir": config_dir} if config_dir else {}
-    return __salt__["xen_config.config_path"](name, **arguments)
+    return guest_config.config_path(name, **arguments)
 
 
 def _read(path):
-    data = __salt__["nfsroot_files.read"](path)
+    data = files.read(path)
     return None if data is None else data.decode("utf-8", errors="replace")
-
-
-def _diff(path, old, new):
-    return "".join(
-        difflib.unified_diff(
-            old.splitlines(keepends=True), new.splitlines(keepends=True), path, path
-        )
-    )
 
 
 def _prepare(name, kernel, config_dir, toolstack, settings):
@@ -97,21 +91,13 @@ def _prepare(name, kernel, config_dir, toolstack, settings):
     """
     path = _config_path(name, config_dir)
     # Validate the whole description before any process runs.
-    __salt__["xen_config.guest_settings"](name, kernel, **settings)
+    guest_config.guest_settings(name, kernel, **settings)
     for field, value in (("kernel", kernel), ("ramdisk", settings.get("ramdisk"))):
         if value and not os.path.isfile(value):
             raise SaltInvocationError(f"{field}: {value!r} does not exist on this dom0")
     form = __salt__["xm.config_format"](toolstack)
-    wanted = __salt__["xen_config.render_config"](name, kernel, form, **settings)
+    wanted = guest_config.render_config(name, kernel, form, **settings)
     return path, wanted, _read(path)
-
-
-def _config_change(path, current, wanted):
-    if current is None:
-        return {"path": path, "action": "created"}
-    if current != wanted:
-        return {"path": path, "action": "updated", "diff": _diff(path, current, wanted)}
-    return None
 
 
 def _stop(name, timeout, toolstack, current_state):
@@ -124,36 +110,6 @@ def _stop(name, timeout, toolstack, current_state):
         __salt__["xm.destroy"](name, toolstack=toolstack)
         return True
     return False
-
-
-def _plan(name, domain_state, config, options, force_restart):
-    """(changes, future steps, past steps, note) of a running state."""
-    live = domain_state in LIVE
-    restart = live and (force_restart or (config is not None and options["restart_on_change"]))
-    changes = {}
-    future, past = [], []
-    if config:
-        changes["config"] = config
-        verb = {"created": "create", "updated": "update"}[config["action"]]
-        future.append(f"{verb} the config {config['path']}")
-        past.append(f"{config['action']} the config {config['path']}")
-    if not live:
-        changes["guest"] = {"old": domain_state, "new": "running"}
-        if domain_state in DEAD:
-            future.append(f"destroy the {domain_state} domain {name} and boot it again")
-            past.append(f"destroyed the {domain_state} domain {name} and booted it again")
-        else:
-            future.append(f"boot {name}")
-            past.append(f"booted {name}")
-    elif restart:
-        changes["guest"] = {"old": domain_state, "new": "restarted"}
-        future.append(f"restart {name}")
-        past.append(f"restarted {name}")
-    note = ""
-    if config and live and not restart:
-        note = (f"; {name} keeps running with its previous configuration until it is "
-                "restarted (restart_on_change is False)")
-    return changes, future, past, note
 
 
 def _act(name, plan, ret, options):
@@ -172,7 +128,7 @@ def _act(name, plan, ret, options):
             guest["destroyed"] = True
     elif domain_state in DEAD:
         __salt__["xm.destroy"](name, toolstack=toolstack)
-    log = __salt__["guest_console.log_path"](name, options["console_dir"])
+    log = console.log_path(name, options["console_dir"])
     offset = __salt__["guest_console.size"](log)
     __salt__["xm.create"](path, toolstack=toolstack)
     return log, offset
@@ -201,13 +157,13 @@ def _apply_running(name, kernel, settings, options, force_restart=False):
         return looked
     path, wanted, current, domain_state = looked
     ret = _ret(name)
-    config = _config_change(path, current, wanted)
-    ret["changes"], future, past, note = _plan(name, domain_state, config, options,
-                                               force_restart)
+    config = boot.config_change(path, current, wanted)
+    ret["changes"], future, past, note = boot.plan(name, domain_state, config,
+                                                   options["restart_on_change"], force_restart)
     elsewhere = _elsewhere(name, domain_state, options, "guest" in ret["changes"])
     if elsewhere is not None or not ret["changes"]:
         return _settled(name, elsewhere, (path, wanted, config, domain_state), ret)
-    fingerprint = _fingerprint(wanted, kernel, settings.get("ramdisk"))
+    fingerprint = boot.fingerprint(wanted, kernel, settings.get("ramdisk"))
     refused = _before_acting(name, (kernel, settings, fingerprint), options, ret)
     if refused:
         return refused
@@ -217,19 +173,19 @@ def _apply_running(name, kernel, settings, options, force_restart=False):
         ret["comment"] = "Would " + " and ".join(future) + note + kernel_note
         return ret
     try:
-        console = _act(name, (path, wanted, domain_state), ret, options)
+        started = _act(name, (path, wanted, domain_state), ret, options)
     except ERRORS as err:
         ret["result"] = False
         if "config" in ret["changes"] and _read(path) == wanted:
             ret["changes"].pop("guest", None)
-            ret["comment"] = f"{_sentence(past[0])}, but: {err}"
+            ret["comment"] = f"{boot.sentence(past[0])}, but: {err}"
         else:
             ret["changes"] = {}
             ret["comment"] = str(err)
         return ret
-    ret["comment"] = _sentence(" and ".join(past) + note) + kernel_note
-    if console is not None:
-        _prove(name, console, options, ret, fingerprint)
+    ret["comment"] = boot.sentence(" and ".join(past) + note) + kernel_note
+    if started is not None:
+        _prove(name, started, options, ret, fingerprint)
     if options.get("other_dom0s") and "guest" in ret["changes"]:
         _publish(ret)
     return ret
@@ -240,7 +196,6 @@ def _apply_running(name, kernel, settings, options, force_restart=False):
 # ---------------------------------------------------------------------------
 
 MINE_FUNCTION = "xm.list_domains"
-TRANSIENT = ("--incoming", "--migratedaway")
 
 
 def _mined(others):
@@ -256,52 +211,21 @@ def _mined(others):
     return __context__[key]
 
 
-def _whereabouts(name, listing):
-    """(live: the guest runs there, transient: its xl migrate names there)."""
-    domain = listing.get(name)
-    live = isinstance(domain, dict) and domain.get("state") in (*LIVE, "dying")
-    transient = sorted(name + suffix for suffix in TRANSIENT if name + suffix in listing)
-    return live, transient
-
-
-def where(name, others, toolstack=None):
-    """Where ``name`` runs: ``{"here": bool, "there": [dom0s], "transient":
-    {dom0 or "here": [names]}, "missing": [dom0s without mine data]}``."""
-    here_live, here_transient = _whereabouts(
-        name, __salt__["xm.list_domains"](toolstack=toolstack))
-    found = {"here": here_live, "there": [], "transient": {}, "missing": []}
-    if here_transient:
-        found["transient"]["here"] = here_transient
-    mined = _mined(others)
-    for other in others:
-        if other not in mined:
-            found["missing"].append(other)
-            continue
-        live, transient = _whereabouts(name, mined[other])
-        if live:
-            found["there"].append(other)
-        if transient:
-            found["transient"][other] = transient
-    return found
+def _where(name, others, toolstack=None):
+    """Where ``name`` runs: this dom0's domain list and the mine's copies of
+    the others' (:func:`xen_nfsroot_lib.placement.locate`)."""
+    here = __salt__["xm.list_domains"](toolstack=toolstack)
+    return placement.locate(name, here, others, _mined(others))
 
 
 def _elsewhere(name, domain_state, options, booting):
-    """None when this dom0 may go on; else why not: a dict from :func:`where`
+    """None when this dom0 may go on; else why not: a dict from :func:`_where`
     (runs on another dom0, on two, a migration's names, a silent dom0)."""
     others = options.get("other_dom0s") or []
     if not others:
         return None
-    found = where(name, others, options["toolstack"])
-    if found["transient"] or found["there"]:
-        return found
-    if found["missing"] and booting and domain_state not in LIVE:
-        return found
-    return None
-
-
-def _transient_text(transient):
-    return "; ".join(f"{', '.join(names)} on {'this dom0' if where_ == 'here' else where_}"
-                     for where_, names in sorted(transient.items()))
+    found = _where(name, others, options["toolstack"])
+    return found if placement.blocks_boot(found, domain_state, booting) else None
 
 
 def _settled(name, found, plan, ret):
@@ -313,7 +237,7 @@ def _settled(name, found, plan, ret):
         ret["comment"] = f"{name} is {shown} with the config {path}"
         return ret
     ret["changes"] = {}
-    refusal = _refusal(name, found)
+    refusal = placement.boot_refusal(name, found, __opts__["id"])
     if refusal:
         return dict(ret, result=False, comment=refusal)
     (there,) = found["there"]
@@ -334,24 +258,6 @@ def _settled(name, found, plan, ret):
     return ret
 
 
-def _refusal(name, found):
-    """Why the guest must not be booted here, or None when it runs, alone,
-    on one other dom0."""
-    if found["transient"]:
-        return (f"{name} is being migrated or a migration of it failed "
-                f"({_transient_text(found['transient'])}): not booted, nothing destroyed; "
-                "finish or clean up the migration first")
-    if found["there"] and (found["here"] or len(found["there"]) > 1):
-        running = ([__opts__["id"]] if found["here"] else []) + found["there"]
-        return (f"{name} runs on two dom0s at once: {' and '.join(running)}; nothing changed: "
-                "stop one of them (two kernels writing one NFS root destroy it)")
-    if not found["there"]:
-        return (f"Cannot tell whether {name} runs on {', '.join(found['missing'])} (no domain "
-                "list in the mine: is that dom0 up and publishing xm.list_domains?): not "
-                "booted")
-    return None
-
-
 def _publish(ret):
     """The mine's copy of this dom0's domains, fresh after a change (the
     other dom0s read it before they boot)."""
@@ -366,27 +272,13 @@ def _publish(ret):
 # ---------------------------------------------------------------------------
 
 
-def _fingerprint(wanted, kernel, ramdisk):
-    """What a boot depends on: the config's text and the kernel's and
-    ramdisk's files (path, size, mtime)."""
-    digest = hashlib.sha256(wanted.encode("utf-8"))
-    for path in (kernel, ramdisk):
-        if path:
-            info = os.stat(path)
-            digest.update(f"\0{path}\0{info.st_size}\0{info.st_mtime_ns}".encode())
-    return digest.hexdigest()
-
-
 def _kernel_verdict(kernel, settings):
     """guest_kernel.check for this guest, once per run for one kernel."""
-    network = settings.get("network")
-    dhcp = network == "dhcp" or (network is None and settings.get("dhcp") != "off") or (
-        isinstance(network, dict) and bool(network.get("dhcp")))
-    key = ("xen_guest.kernel", kernel, settings.get("ramdisk"), dhcp,
-           settings.get("guest_type") or "pv")
+    kernel, ramdisk, dhcp, guest_type = boot.kernel_question(kernel, settings)
+    key = ("xen_guest.kernel", kernel, ramdisk, dhcp, guest_type)
     if key not in __context__:
         __context__[key] = __salt__["guest_kernel.check"](
-            kernel, ramdisk=settings.get("ramdisk"), dhcp=dhcp, guest_type=key[4])
+            kernel, ramdisk=ramdisk, dhcp=dhcp, guest_type=guest_type)
     return __context__[key]
 
 
@@ -398,55 +290,42 @@ def _before_acting(name, guest, options, ret):
     kernel, settings, fingerprint = guest
     booting = "guest" in ret["changes"]
     failure = __salt__["guest_console.last_failure"](name) if booting else None
-    if failure and failure.get("fingerprint") == fingerprint and not options["retry"]:
-        return dict(ret, changes={}, result=False, comment=(
-            f"{name} failed to boot with this config and kernel ({failure['time']}): "
-            f"{failure['comment']}. Not booting it again until its config, kernel or export "
-            "changes (or retry: True)"))
+    refusal = boot.failed_before(name, failure, fingerprint, options["retry"])
+    if refusal:
+        return dict(ret, changes={}, result=False, comment=refusal)
     ret["kernel_note"] = ""
     if not options["check_kernel"] or not settings.get("nfs_root"):
         return None
     verdict = _kernel_verdict(kernel, settings)
-    if verdict["checked"] and verdict["ok"] is False:
+    refusal = boot.kernel_refusal(name, kernel, verdict)
+    if refusal:
         ret.pop("kernel_note")
-        return dict(ret, changes={}, result=False, comment=(
-            f"The kernel {kernel} of {name} cannot mount an NFS root: "
-            + "; ".join(verdict["problems"])))
-    if not verdict["checked"]:
-        ret["kernel_note"] = f" ({verdict['reason']})"
+        return dict(ret, changes={}, result=False, comment=refusal)
+    ret["kernel_note"] = boot.kernel_note(verdict)
     return None
 
 
-def _prove(name, console, options, ret, fingerprint):
+def _prove(name, started, options, ret, fingerprint):
     """Watch the boot: its console's evidence or failure into ret."""
     if not options["boot_timeout"]:
         ret["comment"] += " (not watched: boot_timeout is 0)"
         return
-    log, offset = console
+    log, offset = started
     seen = __salt__["guest_console.watch"](
         name, log, offset, timeout=options["boot_timeout"], marker=options["boot_marker"],
         toolstack=options["toolstack"])
     guest = ret["changes"]["guest"]
-    if seen["verdict"] == "failed":
-        lines = " | ".join(seen["lines"])
-        reason = f"{seen['evidence']} after {seen['seconds']} s (console {log}: {lines})"
+    failure, told = boot.proof(seen, log)
+    ret["comment"] += told
+    if failure:
         ret["result"] = False
         guest["new"] = "failed"
-        guest["failure"] = reason
-        ret["comment"] += f", but it failed to come up on its NFS root: {reason}"
-        __salt__["guest_console.record_failure"](name, fingerprint, reason)
+        guest["failure"] = failure
+        __salt__["guest_console.record_failure"](name, fingerprint, failure)
         return
     __salt__["guest_console.clear_failure"](name)
     if seen["verdict"] == "mounted":
         guest["evidence"] = seen["evidence"]
-        ret["comment"] += (f"; its console shows it on its NFS root after {seen['seconds']} s: "
-                           f"{seen['evidence']}")
-    elif seen["verdict"] == "alive":
-        ret["comment"] += (f"; it still runs after {seen['seconds']} s but its console "
-                           f"({log}) has not shown its root mounted")
-    else:
-        ret["comment"] += (f"; it still runs after {seen['seconds']} s; the root mount was not "
-                           f"seen (no console log {log}: is xenconsoled logging guests?)")
 
 
 def running(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
@@ -508,12 +387,12 @@ def running(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
         ``nfs_root``, ``nfs_options`` (default ``vers=3``), ``root`` (default
         ``/dev/nfs``), ``extra``, ``guest_type`` (``pv`` or ``pvh``),
         ``on_crash`` (``preserve`` keeps a crashed guest for inspection));
-        see ``xen_config.GUEST_SETTINGS``.
+        see ``xen_nfsroot_lib.guest_config.GUEST_SETTINGS``.
     """
     options = {key: value for key, value in locals().items() if key in _OPTIONS}
     try:
         settings = _settings(settings)
-        options = _checked_options(options)
+        options = boot.check_options(options, __opts__.get("id"))
     except SaltInvocationError as err:
         return dict(_ret(name), result=False, comment=str(err))
     return _apply_running(name, kernel, settings, options)
@@ -521,26 +400,6 @@ def running(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
 
 _OPTIONS = ("config_dir", "toolstack", "restart_on_change", "shutdown_timeout", "check_kernel",
             "boot_timeout", "boot_marker", "console_dir", "retry", "other_dom0s")
-
-
-def _checked_options(options):
-    options = dict(options)
-    if options["boot_timeout"] is None:
-        options["boot_timeout"] = __salt__["guest_console.watch_default"]()
-    options["boot_timeout"] = __salt__["guest_console.check_boot_timeout"](
-        options["boot_timeout"])
-    options["boot_marker"] = __salt__["guest_console.check_boot_marker"](options["boot_marker"])
-    if options["console_dir"] is not None:
-        __salt__["guest_console.check_console_dir"](options["console_dir"])
-    others = options["other_dom0s"]
-    if others is not None and (isinstance(others, str) or not isinstance(others, (list, tuple))
-                               or not all(isinstance(o, str) and o for o in others)):
-        raise SaltInvocationError(f"other_dom0s: {others!r} is not a list of minion ids")
-    if others is not None and __opts__["id"] in others:
-        raise SaltInvocationError(f"other_dom0s: {others!r} holds this dom0 "
-                                  f"({__opts__['id']}) itself")
-    options["other_dom0s"] = list(others or [])
-    return options
 
 
 def configured(name, kernel, config_dir=None, toolstack=None, check_kernel=True, **settings):
@@ -557,7 +416,7 @@ def configured(name, kernel, config_dir=None, toolstack=None, check_kernel=True,
         path, wanted, current = _prepare(name, kernel, config_dir, toolstack, settings)
     except ERRORS as err:
         return dict(ret, result=False, comment=str(err))
-    config = _config_change(path, current, wanted)
+    config = boot.config_change(path, current, wanted)
     if not config:
         ret["comment"] = f"The config {path} of {name} is up to date"
         return ret
@@ -580,24 +439,10 @@ def configured(name, kernel, config_dir=None, toolstack=None, check_kernel=True,
     return ret
 
 
-def _stop_prediction(name, domain_state, timeout):
-    if domain_state in LIVE and domain_state != "paused":
-        return f"Would shut down {name} (destroying it if still up after {timeout} s)"
-    return f"Would destroy the {domain_state} domain {name}"
-
-
-def _stop_comment(name, domain_state, timeout, destroyed):
-    if not destroyed:
-        return f"Shut down {name}"
-    if domain_state in LIVE and domain_state != "paused":
-        return f"{name} did not shut down within {timeout} s: destroyed it"
-    return f"Destroyed the {domain_state} domain {name}"
-
-
 def _apply_stopped(name, timeout, toolstack, ret):
     """Stop the domain into ``ret``; returns False on error (ret filled in)."""
     try:
-        __salt__["xen_config.check_name"](name)
+        values.check_domain_name(name)
         domain_state = __salt__["xm.state"](name, toolstack=toolstack)
     except ERRORS as err:
         ret["result"] = False
@@ -609,7 +454,7 @@ def _apply_stopped(name, timeout, toolstack, ret):
     ret["changes"]["guest"] = {"old": domain_state, "new": "absent"}
     if __opts__["test"]:
         ret["result"] = None
-        ret["comment"] = _stop_prediction(name, domain_state, timeout)
+        ret["comment"] = boot.stop_prediction(name, domain_state, timeout)
         return True
     try:
         destroyed = _stop(name, timeout, toolstack, domain_state)
@@ -620,7 +465,7 @@ def _apply_stopped(name, timeout, toolstack, ret):
         return False
     if destroyed:
         ret["changes"]["guest"]["destroyed"] = True
-    ret["comment"] = _stop_comment(name, domain_state, timeout, destroyed)
+    ret["comment"] = boot.stop_comment(name, domain_state, timeout, destroyed)
     return True
 
 
@@ -681,12 +526,12 @@ def mod_watch(name, sfun=None, **kwargs):
         ret = _ret(name)
         ret["comment"] = f"Nothing to do on a watched change for xen_guest.{sfun}"
         return ret
-    known = __salt__["xen_config.guest_setting_defaults"]()
+    known = guest_config.setting_defaults()
     settings = {key: value for key, value in kwargs.items() if key in known}
     defaults = inspect.signature(running).parameters
     options = {key: kwargs.get(key, defaults[key].default) for key in _OPTIONS}
     try:
-        options = _checked_options(options)
+        options = boot.check_options(options, __opts__.get("id"))
     except SaltInvocationError as err:
         return dict(_ret(name), result=False, comment=str(err))
     return _apply_running(name, kwargs.get("kernel"), settings, options, force_restart=True)
@@ -697,40 +542,21 @@ def mod_watch(name, sfun=None, **kwargs):
 # ---------------------------------------------------------------------------
 
 
-def _migration_refusal(name, to, dom0s, found):
-    """Why a migration of ``name`` from here to ``to`` must not start, or None."""
-    me = __opts__["id"]
-    if dom0s and to not in dom0s:
-        return f"to: {to!r} is not one of the dom0s of {name} ({', '.join(dom0s)})"
-    if to == me:
-        return f"to: {to!r} is this dom0: {name} would migrate onto itself"
-    if found["transient"]:
-        return (f"{name} is being migrated or a migration of it failed "
-                f"({_transient_text(found['transient'])})")
-    if not found["here"]:
-        there = f" (it runs on {', '.join(found['there'])})" if found["there"] else ""
-        return f"{name} does not run on this dom0 ({me}){there}"
-    if found["there"]:
-        return (f"{name} runs on two dom0s at once: {me} and {' and '.join(found['there'])}; "
-                "not migrating it")
-    return None
-
-
 def _before_migrating(name, to, dom0s, toolstack, ret):
     """The return of a migration that must not (or need not) start, or None.
     dom0s: (every dom0 of the guest, the others than this one)."""
     every, others = dom0s
     others = list(others or ([to] if to else []))
     try:
-        __salt__["xen_config.check_name"](name)
+        values.check_domain_name(name)
         if not isinstance(to, str) or not to:
             raise SaltInvocationError(f"to: {to!r} is not a minion id")
-        found = where(name, others, toolstack)
+        found = _where(name, others, toolstack)
     except ERRORS as err:
         return dict(ret, result=False, comment=str(err))
     if not found["here"] and found["there"] == [to] and not found["transient"]:
         return dict(ret, comment=f"{name} already runs on {to}")
-    refusal = _migration_refusal(name, to, every, found)
+    refusal = placement.migration_refusal(name, to, every, found, __opts__["id"])
     if refusal:
         return dict(ret, result=False, comment=refusal + ": nothing moved")
     return None
@@ -766,7 +592,7 @@ def migrated(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
     timeout
         Seconds before the migration is abandoned (default: none).
     ssh_command
-        The ssh command xl runs (default: ``xen_migrate.ssh_command()``, the
+        The ssh command xl runs (default: ``trust.ssh_command()``, the
         formula's migration key and known hosts).
     """
     ret = _ret(name)
@@ -780,8 +606,8 @@ def migrated(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
         ret["comment"] = f"Would migrate {name} live to {to} ({host})"
         return ret
     try:
-        if ssh_command is None and "xen_migrate.ssh_command" in __salt__:
-            ssh_command = __salt__["xen_migrate.ssh_command"]()
+        if ssh_command is None:
+            ssh_command = trust.ssh_command()
         start = time.monotonic()
         __salt__["xm.migrate"](name, host, ssh_command=ssh_command, timeout=timeout,
                                toolstack=toolstack)
@@ -821,16 +647,16 @@ def received(name, source=None, other_dom0s=None, toolstack=None):
     """
     ret = _ret(name)
     try:
-        __salt__["xen_config.check_name"](name)
+        values.check_domain_name(name)
         listing = __salt__["xm.list_domains"](toolstack=toolstack, fresh=True)
-        found = where(name, [o for o in other_dom0s or [] if o != __opts__["id"]], toolstack)
+        found = _where(name, [o for o in other_dom0s or [] if o != __opts__["id"]], toolstack)
     except ERRORS as err:
         return dict(ret, result=False, comment=str(err))
     domain = listing.get(name)
     if found["transient"]:
         return dict(ret, result=False, comment=(
-            f"{name} is not settled here: {_transient_text(found['transient'])}"))
-    if not isinstance(domain, dict) or domain.get("state") not in LIVE:
+            f"{name} is not settled here: {placement.transient_text(found['transient'])}"))
+    if not isinstance(domain, dict) or domain.get("state") not in RUNNING:
         state = domain.get("state") if isinstance(domain, dict) else "absent"
         return dict(ret, result=False, comment=f"{name} does not run on this dom0 ({state})")
     if found["there"]:

@@ -9,8 +9,9 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.support import REPO
 from tests.support.loader import MODULES, functions
-from xen_nfsroot.modules import xen_config, xen_nfsroot
+from xen_nfsroot.modules import xen_nfsroot
 from xen_nfsroot.states import nfs_export, xen_guest
+from xen_nfsroot_lib import guest_config
 
 EXAMPLE = salt.utils.yaml.safe_load((REPO / "pillar" / "xen_nfsroot.sls").read_text())
 
@@ -129,8 +130,8 @@ BAD_FIELDS = [
     ("dom0", "dom0-*", "dom0: 'dom0-*' is not a minion id"),
     ("autostart", "yes", "autostart: 'yes' is not true or false"),
     ("fstab", {"fstype": "nfs", "disable": "/dev/sdb2"},
-     "disable='/dev/sdb2': must be a list of devices or mount points"),
-    ("fstab", {"fstyp": "nfs"}, "fstab.fstyp='nfs': is not an NFS root line setting"),
+     "disable: '/dev/sdb2' must be a list of devices or mount points"),
+    ("fstab", {"fstyp": "nfs"}, "fstab.fstyp: 'nfs' is not an NFS root line setting"),
     ("colour", "blue", "guest 'XenGuest': colour: unknown key, got 'blue'"),
     ("vif", ["mac=zz"], "vif[0]: 'mac=zz' has a mac that is not xx:xx:xx:xx:xx:xx"),
     ("root_archive", {"source": "https://example.org/r.tar"},
@@ -353,8 +354,8 @@ def test_network_off_is_accepted_by_both(pillar):
     assert arguments["network"] == "off"
     name, kernel = arguments["name"], arguments["kernel"]
     settings = {key: value for key, value in arguments.items()
-                if key in xen_config.GUEST_SETTINGS}
-    config = xen_config.guest_config(name, kernel, "xl", **settings)
+                if key in guest_config.GUEST_SETTINGS}
+    config = guest_config.guest_config(name, kernel, "xl", **settings)
     assert config["extra"] == "nfsroot=192.0.2.1:/xen,vers=3"
 
 

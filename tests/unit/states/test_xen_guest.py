@@ -7,8 +7,9 @@ import pytest
 from salt.exceptions import CommandExecutionError
 
 from tests.support import DATA
+from tests.support.commands import Commands
 from tests.support.loader import functions
-from xen_nfsroot.modules import guest_console, guest_kernel, nfsroot_files, xen_config
+from xen_nfsroot.modules import guest_console, guest_kernel, xen_config
 from xen_nfsroot.states import xen_guest
 
 MOUNTED = {"verdict": "mounted", "evidence": "VFS: Mounted root (nfs filesystem) readonly",
@@ -17,8 +18,12 @@ MOUNTED = {"verdict": "mounted", "evidence": "VFS: Mounted root (nfs filesystem)
 
 @pytest.fixture
 def salt_mods():
-    salt = functions(xen_config, nfsroot_files, guest_console, guest_kernel)
+    # The operations the states ask of the dom0: the config files, the console
+    # log and failure record, the kernel check (its decompressors run for
+    # real); the toolstack is mocked.
+    salt = functions(xen_config, guest_console, guest_kernel)
     salt.update({
+        "cmd.run_all": Commands(real=True),
         "xm.config_format": MagicMock(return_value="xl"),
         "xm.state": MagicMock(return_value="absent"),
         "xm.create": MagicMock(return_value={}),
@@ -34,7 +39,6 @@ def configure_loader_modules(salt_mods, tmp_path):
     opts = {"test": False, "cachedir": str(tmp_path / "cache")}
     return {
         xen_guest: {"__salt__": salt_mods, "__opts__": opts, "__context__": {}},
-        xen_config: {"__salt__": salt_mods},
         guest_console: {"__salt__": salt_mods, "__opts__": opts},
         guest_kernel: {"__salt__": salt_mods},
     }

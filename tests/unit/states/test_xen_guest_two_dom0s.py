@@ -9,8 +9,9 @@ from unittest.mock import MagicMock, call, patch
 import pytest
 from salt.exceptions import CommandExecutionError
 
+from tests.support.commands import Commands
 from tests.support.loader import functions
-from xen_nfsroot.modules import guest_console, guest_kernel, nfsroot_files, xen_config, xen_migrate
+from xen_nfsroot.modules import guest_console, guest_kernel, xen_config
 from xen_nfsroot.states import xen_guest
 
 MOUNTED = {"verdict": "mounted", "evidence": "VFS: Mounted root (nfs filesystem) readonly",
@@ -54,8 +55,12 @@ def dom0s():
 
 @pytest.fixture
 def salt_mods(dom0s):
-    salt = functions(xen_config, nfsroot_files, guest_console, guest_kernel)
+    # The operations the states ask of the dom0: the config files, the console
+    # log and failure record, the kernel check (its decompressors run for
+    # real); the toolstack is mocked.
+    salt = functions(xen_config, guest_console, guest_kernel)
     salt.update({
+        "cmd.run_all": Commands(real=True),
         "xm.config_format": MagicMock(return_value="xl"),
         "xm.state": MagicMock(side_effect=dom0s.state),
         "xm.list_domains": MagicMock(side_effect=dom0s.list_domains),
@@ -75,7 +80,6 @@ def configure_loader_modules(salt_mods, tmp_path):
     opts = {"test": False, "id": ME, "cachedir": str(tmp_path / "cache")}
     return {
         xen_guest: {"__salt__": salt_mods, "__opts__": opts, "__context__": {}},
-        xen_config: {"__salt__": salt_mods},
         guest_console: {"__salt__": salt_mods, "__opts__": opts},
         guest_kernel: {"__salt__": salt_mods},
     }
@@ -439,7 +443,6 @@ def test_a_migration_moves_the_guest_and_says_how_long_it_took(salt_mods, moving
 
 
 def test_a_migration_uses_the_formulas_ssh_command_by_default(salt_mods, moving, clock):
-    salt_mods["xen_migrate.ssh_command"] = xen_migrate.ssh_command
     ret = _migrate(ssh_command=None, toolstack="xl")
     assert ret["result"] is True
     assert ret["comment"] == "Migrated g live to dom0-b (dom0-b) in 3.4 s"
