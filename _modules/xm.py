@@ -5,7 +5,9 @@ answers, the domains it runs, and their control.
 Domain control (list, create, shut down, destroy, reboot, migrate) runs the
 toolstack's own command with an argument list, never through a shell; a
 non-zero exit raises :class:`CommandExecutionError` carrying the tool's
-message. Guest config files (both formats) belong to ``xen_config``.
+message. Guest config files (both formats) belong to ``xen_config``; the
+parsers of the listings and the checks of a migration's target are pure code
+in :mod:`xen_nfsroot_lib.toolstack`.
 
 Choice of listing: one run lists the domains once (``xl list`` or ``xm list``,
 cached in ``__context__``). The plain listing is used because it is the only
@@ -25,26 +27,25 @@ guest's own ``toolstack``; otherwise the minion config
 """
 
 import copy
-import ipaddress
-import json
 import os
-import re
 
 import salt.utils.path
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from salt.exceptions import CommandExecutionError
+
+from xen_nfsroot_lib import values
+from xen_nfsroot_lib.toolstack import (
+    TOOLSTACKS,
+    check_migrate_host,
+    check_ssh_command,
+    parse_list,
+    parse_xl_list_long,
+    toolstack_choice,
+)
 
 __virtualname__ = "xm"
 
-TOOLSTACKS = ("xl", "xm")
-TOOLSTACK_CHOICES = ("auto", "xl", "xm")
-HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
 LISTING_KEY = "xm.listing"
 TOOLSTACK_KEY = "xm.toolstack"
-# An ssh command line xl may run through sh -c: option words only, no shell syntax.
-SSH_COMMAND_RE = re.compile(r"^[A-Za-z0-9_./=:@,+ -]+$")
 
 
 def __virtual__():
@@ -53,168 +54,9 @@ def __virtual__():
     return (False, "the xm module needs a Xen toolstack: neither xl nor xm is installed")
 
 
-def _check_name(name):
-    return __salt__["xen_config.check_name"](name)
-
-
-# ---------------------------------------------------------------------------
-# Listing parsers (pure)
-# ---------------------------------------------------------------------------
-
-
-def state_from_flags(flags, toolstack):
-    """Map the six state letters of a list row to one state name.
-
-    xm's slots are r b p s c d (running blocked paused shutdown crashed
-    dying). xl's fifth slot is the shutdown *reason* (``-rscwS``), so a crash
-    reads ``---sc-`` there and ``s`` in that slot means "suspended". A domain
-    with no letter set is runnable, waiting for a CPU: ``running``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call xm.state_from_flags ---sc- xl
-    """
-    if len(flags) != 6:
-        raise ValueError(f"state {flags!r} is not six letters")
-    running, blocked, paused, shutdown, fifth, dying = (c != "-" for c in flags)
-    if toolstack == "xl":
-        ended = "crashed" if shutdown and flags[4] == "c" else "shutdown" if shutdown else None
-    else:
-        ended = "crashed" if fifth else "shutdown" if shutdown else None
-    # The first state that holds, in xm's order of precedence.
-    for holds, state in ((dying, "dying"), (ended, ended), (paused, "paused"),
-                         (running, "running"), (blocked, "blocked")):
-        if holds:
-            return state
-    return "running"
-
-
-def _parse_brief_list(text, toolstack):
-    domains = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        fields = line.split()
-        if fields[0] == "Name" and "ID" in fields:
-            continue
-        if toolstack == "xm" and len(fields) == 5:
-            # xend's inactive (managed) domains have an empty id column.
-            fields.insert(1, "")
-        try:
-            if len(fields) != 6:
-                raise ValueError("expected 6 columns")
-            name, domid, memory, vcpus, flags, cpu_time = fields
-            entry = {
-                "id": int(domid) if domid else None,
-                "memory_mb": int(memory),
-                "vcpus": int(vcpus),
-                # A managed xm domain without an id is defined but not running.
-                "state": state_from_flags(flags, toolstack) if domid else "shutdown",
-                "flags": flags,
-                "time_s": float(cpu_time),
-            }
-        except ValueError as err:
-            raise ValueError(
-                f"line {number} of '{toolstack} list' is not a domain row ({err}): {line!r}"
-            ) from None
-        domains[name] = entry
-    return domains
-
-
-def parse_xl_list(text):
-    """Parse ``xl list`` output into ``{name: {id, memory_mb, vcpus, state, flags, time_s}}``.
-
-    The header has TABs before ``State`` and ``Time(s)``; rows are
-    ``"%-40s %5d %5lu %5d     %c%c%c%c%c%c  %8.1f"``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call xm.parse_xl_list "$(xl list)"
-    """
-    return _parse_brief_list(text, "xl")
-
-
-def parse_xm_list(text):
-    """Parse ``xm list`` output into ``{name: {id, memory_mb, vcpus, state, flags, time_s}}``.
-
-    Rows are ``"%(name)-40s %(domid)5s %(mem)5d %(vcpus)5d %(state)10s
-    %(cpu_time)8.1f"``; an inactive managed domain has no id (``None``) and
-    the state ``shutdown``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call xm.parse_xm_list "$(xm list)"
-    """
-    return _parse_brief_list(text, "xm")
-
-
-def parse_xl_list_long(text):
-    """Parse the JSON of ``xl list -l`` into ``{name: {...}}``.
-
-    Each entry has ``id``, ``uuid``, ``type``, ``memory_mb`` (target),
-    ``max_memory_mb``, ``vcpus``, ``kernel``, ``ramdisk`` and ``cmdline``
-    (``None`` where the JSON has no value). Domain-0 is absent from this
-    listing (xl keeps no config for it).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call xm.parse_xl_list_long "$(xl list -l)"
-    """
-    text = text.strip()
-    if not text:
-        return {}
-    try:
-        entries = json.loads(text)
-    except ValueError as err:
-        raise ValueError(f"'xl list -l' did not print JSON: {err}") from None
-    domains = {}
-    for entry in entries:
-        config = entry.get("config", {})
-        c_info = config.get("c_info", {})
-        b_info = config.get("b_info", {})
-        name = c_info.get("name")
-        if not name:
-            continue
-
-        def _mb(key, info=b_info):
-            value = info.get(key)
-            return value // 1024 if isinstance(value, int) else None
-
-        domains[name] = {
-            "id": entry.get("domid"),
-            "uuid": c_info.get("uuid"),
-            "type": c_info.get("type"),
-            "memory_mb": _mb("target_memkb"),
-            "max_memory_mb": _mb("max_memkb"),
-            "vcpus": b_info.get("max_vcpus"),
-            "kernel": b_info.get("kernel"),
-            "ramdisk": b_info.get("ramdisk"),
-            "cmdline": b_info.get("cmdline"),
-        }
-    return domains
-
-
-
 # ---------------------------------------------------------------------------
 # Toolstack selection and the cached listing
 # ---------------------------------------------------------------------------
-
-
-def _choice(value, where):
-    if value is None:
-        return None
-    value = str(value).strip().lower()
-    if value not in TOOLSTACK_CHOICES:
-        raise SaltInvocationError(f"{where}: {value!r} is not one of auto, xl, xm")
-    return value
 
 
 def _nested(data, *keys):
@@ -229,12 +71,12 @@ def _nested(data, *keys):
 def _configured_toolstack():
     for key in ("xen_nfsroot.toolstack", "xm.toolstack"):
         if __opts__.get(key) is not None:
-            return _choice(__opts__[key], f"minion config {key}")
+            return toolstack_choice(__opts__[key], f"minion config {key}")
     # Plain lookups: this runs for every guest of a run, and Salt's
     # traverse_dict_and_list costs more than the rest of it on __opts__.
     nested = _nested(__opts__, "xen_nfsroot", "toolstack")
     if nested is not None:
-        return _choice(nested, "minion config xen_nfsroot:toolstack")
+        return toolstack_choice(nested, "minion config xen_nfsroot:toolstack")
     return "auto"
 
 
@@ -259,7 +101,7 @@ def _refresh_listing(tool):
     if ret["retcode"] != 0:
         raise _failure(command, ret)
     try:
-        domains = _parse_brief_list(ret["stdout"], tool)
+        domains = parse_list(ret["stdout"], tool)
     except ValueError as err:
         raise CommandExecutionError(str(err)) from None
     listing = {"toolstack": tool, "domains": domains, "stale": set()}
@@ -288,7 +130,7 @@ def _invalidate(*names):
 
 
 def _select_toolstack(requested):
-    choice = _choice(requested, "toolstack") if requested not in (None, "") else None
+    choice = toolstack_choice(requested, "toolstack") if requested not in (None, "") else None
     if choice is None:
         choice = _configured_toolstack()
     cached = __context__.get(TOOLSTACK_KEY)
@@ -353,7 +195,7 @@ def config_format(toolstack=None):
     try:
         return _select_toolstack(requested)
     except CommandExecutionError:
-        choice = _choice(requested, "toolstack") if requested else _configured_toolstack()
+        choice = toolstack_choice(requested, "toolstack") if requested else _configured_toolstack()
         if choice in TOOLSTACKS:
             return choice
         for tool in TOOLSTACKS:
@@ -418,7 +260,7 @@ def state(name, toolstack=None, fresh=False):
 
         salt '*' xm.state XenGuest
     """
-    _check_name(name)
+    values.check_domain_name(name)
     tool = _select_toolstack(toolstack)
     if fresh:
         _invalidate(name)
@@ -474,7 +316,7 @@ def shutdown(name, wait=True, timeout=60, toolstack=None):
 
         salt '*' xm.shutdown XenGuest timeout=120
     """
-    _check_name(name)
+    values.check_domain_name(name)
     tool = _select_toolstack(toolstack)
     args = ["shutdown", "-w", name] if wait else ["shutdown", name]
     command, ret = _run(tool, args, timeout=(timeout or None) if wait else None)
@@ -505,7 +347,7 @@ def destroy(name, toolstack=None):
 
         salt '*' xm.destroy XenGuest
     """
-    _check_name(name)
+    values.check_domain_name(name)
     return _control(name, ["destroy", name], _select_toolstack(toolstack))
 
 
@@ -518,7 +360,7 @@ def reboot(name, toolstack=None):
 
         salt '*' xm.reboot XenGuest
     """
-    _check_name(name)
+    values.check_domain_name(name)
     return _control(name, ["reboot", name], _select_toolstack(toolstack))
 
 
@@ -540,17 +382,9 @@ def migrate(name, host, live=True, ssh_command=None, timeout=None, toolstack=Non
 
         salt dom0-a xm.migrate XenGuest dom0-b
     """
-    _check_name(name)
-    target = host.split("@", 1)[-1] if isinstance(host, str) else host
-    user = host.split("@", 1)[0] if isinstance(host, str) and "@" in host else None
-    valid_target = isinstance(target, str) and (HOSTNAME_RE.match(target) or _is_ip(target))
-    if not valid_target or (user is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*",
-                                                                   user)):
-        raise SaltInvocationError(f"host: {host!r} is not a host name or address")
-    if ssh_command is not None and (
-            not isinstance(ssh_command, str) or not SSH_COMMAND_RE.match(ssh_command)):
-        raise SaltInvocationError(f"ssh_command: {ssh_command!r} is not an ssh command line "
-                                  "(words of [A-Za-z0-9_./=:@,+-], no shell syntax)")
+    values.check_domain_name(name)
+    check_migrate_host(host)
+    check_ssh_command(ssh_command)
     tool = _select_toolstack(toolstack)
     args = ["migrate", name, host]
     if tool == "xm" and live:
@@ -563,13 +397,3 @@ def migrate(name, host, live=True, ssh_command=None, timeout=None, toolstack=Non
         raise _failure(command, ret)
     output = "\n".join(filter(None, [ret.get("stdout", "").strip(), ret.get("stderr", "").strip()]))
     return {"name": name, "host": host, "toolstack": tool, "output": output}
-
-
-def _is_ip(text):
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-

@@ -1,5 +1,5 @@
-"""The xm execution module: the list parsers on real outputs, and, with a
-mocked loader, toolstack choice, caching and commands."""
+"""The xm execution module with a mocked loader: toolstack choice, the cached
+listing and the commands it runs."""
 
 from unittest.mock import patch
 
@@ -7,43 +7,23 @@ import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.support import SPECIMENS as SPECIMENS_DIR
+from tests.support.commands import Commands
 from xen_nfsroot.modules import xen_config, xm
 
 XL_LIST = (SPECIMENS_DIR / "xl-list.txt").read_text()
 NO_HYPERVISOR = "ERROR:  Can't find hypervisor information in sysfs!"
 
 
-class FakeCommands:
-    """cmd.run_all stand-in: answers by (tool, subcommand); records every call."""
-
-    def __init__(self):
-        self.calls = []
-        self.answers = {}
-
-    def answer(self, tool, command, retcode=0, stdout="", stderr=""):
-        self.answers[(tool, command)] = {"retcode": retcode, "stdout": stdout, "stderr": stderr}
-
-    def __call__(self, cmd, python_shell=None, ignore_retcode=None, timeout=None):
-        assert isinstance(cmd, list)
-        assert python_shell is False
-        self.calls.append((cmd, timeout))
-        return dict(self.answers.get((cmd[0], cmd[1]), {"retcode": 0, "stdout": "",
-                                                        "stderr": ""}))
-
-    def argv(self):
-        return [cmd for cmd, _ in self.calls]
-
-
 @pytest.fixture
 def commands():
-    return FakeCommands()
+    return Commands()
 
 
 @pytest.fixture
 def configure_loader_modules(commands):
     return {
         xm: {
-            "__salt__": {"cmd.run_all": commands, "xen_config.check_name": xen_config.check_name,
+            "__salt__": {"cmd.run_all": commands,
                          "xen_config.read_config": xen_config.read_config},
             "__opts__": {"test": False},
             "__context__": {},
@@ -71,7 +51,7 @@ def test_virtual_names_the_missing_binaries(installed):
 
 def test_auto_takes_xl_and_its_probe_is_the_runs_listing(installed, commands):
     installed.update({"xl", "xm"})
-    commands.answer("xl", "list", stdout=XL_LIST)
+    commands.answer(["xl", "list"], stdout=XL_LIST)
     assert xm.toolstack() == "xl"
     assert xm.state("nfsguest") == "blocked"
     assert xm.state("other") == "absent"
@@ -81,7 +61,7 @@ def test_auto_takes_xl_and_its_probe_is_the_runs_listing(installed, commands):
 
 def test_installed_but_not_answering_is_unusable_and_said_so(installed, commands):
     installed.add("xl")
-    commands.answer("xl", "list", retcode=1, stderr=NO_HYPERVISOR)
+    commands.answer(["xl", "list"], retcode=1, stderr=NO_HYPERVISOR)
     with pytest.raises(CommandExecutionError) as info:
         xm.toolstack()
     assert str(info.value) == (
@@ -92,9 +72,9 @@ def test_installed_but_not_answering_is_unusable_and_said_so(installed, commands
 
 def test_auto_falls_back_to_xm_when_xl_does_not_answer(installed, commands):
     installed.update({"xl", "xm"})
-    commands.answer("xl", "list", retcode=1, stderr=NO_HYPERVISOR)
-    commands.answer("xm", "list", stdout="Name ID Mem VCPUs State Time(s)\n"
-                                         "Domain-0 0 750 4 r----- 10.0\n")
+    commands.answer(["xl", "list"], retcode=1, stderr=NO_HYPERVISOR)
+    commands.answer(["xm", "list"], stdout="Name ID Mem VCPUs State Time(s)\n"
+                                           "Domain-0 0 750 4 r----- 10.0\n")
     assert xm.toolstack() == "xm"
     assert xm.toolstack() == "xm"
     assert commands.argv() == [["xl", "list"], ["xm", "list"]]
@@ -132,14 +112,14 @@ def test_override_naming_a_missing_toolstack(installed):
 def test_config_format_follows_the_installed_toolstack_without_a_hypervisor(installed,
                                                                             commands):
     installed.add("xl")
-    commands.answer("xl", "list", retcode=1, stderr=NO_HYPERVISOR)
+    commands.answer(["xl", "list"], retcode=1, stderr=NO_HYPERVISOR)
     assert xm.config_format() == "xl"
     assert xm.config_format("xm") == "xm"
 
 
 def test_a_boot_invalidates_that_guest_only(installed, commands, tmp_path):
     installed.add("xl")
-    commands.answer("xl", "list", stdout=XL_LIST)
+    commands.answer(["xl", "list"], stdout=XL_LIST)
     config = tmp_path / "g.cfg"
     config.write_text('name = "g"\n')
     assert xm.state("g") == "absent"
@@ -160,7 +140,7 @@ def test_create_takes_an_absolute_path_and_reports_the_tool_message(installed, c
     monkeypatch.chdir(tmp_path)
     message = ('Parsing config from /x/g.cfg\nlibxl: error: libxl_create.c:705:'
                'libxl__domain_make: Domain with name "g" already exists.')
-    commands.answer("xl", "create", retcode=3, stderr=message)
+    commands.answer(["xl", "create"], retcode=3, stderr=message)
     with pytest.raises(CommandExecutionError) as info:
         xm.create("g.cfg")
     assert commands.argv()[-1] == ["xl", "create", str(tmp_path / "g.cfg")]
@@ -169,16 +149,17 @@ def test_create_takes_an_absolute_path_and_reports_the_tool_message(installed, c
 
 def test_shutdown_timeout_is_reported_not_raised(installed, commands):
     installed.add("xl")
-    commands.answer("xl", "shutdown", retcode=1,
+    commands.answer(["xl", "shutdown"], retcode=1,
                     stdout="['xl', 'shutdown', '-w', 'g'] : Timed out after 5 seconds")
     assert xm.shutdown("g", timeout=5) == {
         "name": "g", "stopped": False, "timed_out": True, "output": "g was still up after 5 s"}
-    assert commands.calls[-1] == (["xl", "shutdown", "-w", "g"], 5)
+    assert (commands.calls[-1]["argv"], commands.calls[-1]["timeout"]) == (
+        ["xl", "shutdown", "-w", "g"], 5)
 
 
 def test_shutdown_of_an_unknown_domain_raises(installed, commands):
     installed.add("xl")
-    commands.answer("xl", "shutdown", retcode=1,
+    commands.answer(["xl", "shutdown"], retcode=1,
                     stderr="g is an invalid domain identifier (rc=-6)")
     with pytest.raises(CommandExecutionError, match=r"\(exit 1\): g is an invalid domain"):
         xm.shutdown("g")
@@ -227,94 +208,3 @@ def test_every_public_function_documents_a_cli_example():
     assert "list_domains" in public
     for name in public:
         assert "CLI Example:" in (getattr(xm, name).__doc__ or ""), name
-
-
-def test_xl_list_specimen_header_has_tabs_and_rows_parse():
-    text = (SPECIMENS_DIR / "xl-list.txt").read_text()
-    assert "\tState\tTime(s)" in text.splitlines()[0]
-    assert xm.parse_xl_list(text) == {
-        "Domain-0": {"id": 0, "memory_mb": 1024, "vcpus": 2, "state": "running",
-                     "flags": "r-----", "time_s": 24.8},
-        "nfsguest": {"id": 1, "memory_mb": 256, "vcpus": 1, "state": "blocked",
-                     "flags": "-b----", "time_s": 7.9},
-    }
-
-
-def test_xl_list_dom0_only_specimen():
-    text = (SPECIMENS_DIR / "xl-list-dom0-only.txt").read_text()
-    assert list(xm.parse_xl_list(text)) == ["Domain-0"]
-    assert xm.parse_xl_list(text)["Domain-0"]["time_s"] == 12.1
-
-
-def test_xl_list_long_specimen():
-    text = (SPECIMENS_DIR / "xl-list-l.json").read_text()
-    assert xm.parse_xl_list_long(text) == {
-        "nfsguest": {
-            "id": 1,
-            "uuid": "b5cb2042-a939-42aa-acac-5c9963d16865",
-            "type": "pv",
-            "memory_mb": 256,
-            "max_memory_mb": 256,
-            "vcpus": 1,
-            "kernel": "/boot/vmlinuz-6.1.0-50-amd64",
-            "ramdisk": "/boot/initrd-small.img",
-            "cmdline": "root=/dev/nfs boot=nfs nfsroot=10.99.0.1:/srv/xen/guest "
-                       "ip=10.99.0.2::10.99.0.1:255.255.255.0:nfsguest:eth0:off console=hvc0 "
-                       "net.ifnames=0 rw init=/sbin/init",
-        }
-    }
-
-
-def xm_list_text(rows):
-    """``xm list`` exactly as xen/xm/main.py formats it (REFERENCE section 3)."""
-    lines = ["%-40s %5s %5s %5s %10s %9s" % (  # noqa: UP031 (xm main.py's own format)
-        "Name", "ID", "Mem", "VCPUs", "State", "Time(s)")]
-    for row in rows:
-        lines.append("%(name)-40s %(domid)5s %(mem)5d %(vcpus)5d %(state)10s %(cpu_time)8.1f"  # noqa: UP031
-                     % row)
-    return "\n".join(lines) + "\n"
-
-
-def test_xm_list_from_the_real_format_strings():
-    text = xm_list_text([
-        {"name": "Domain-0", "domid": "0", "mem": 750, "vcpus": 4, "state": "r-----",
-         "cpu_time": 11794.3},
-        {"name": "XenGuest", "domid": "3", "mem": 256, "vcpus": 1, "state": "-b----",
-         "cpu_time": 5.25},
-        {"name": "Crashed", "domid": "4", "mem": 128, "vcpus": 1, "state": "----c-",
-         "cpu_time": 1.0},
-        {"name": "Managed", "domid": "", "mem": 64, "vcpus": 1, "state": "------",
-         "cpu_time": 0.0},
-    ])
-    domains = xm.parse_xm_list(text)
-    assert domains["Domain-0"] == {"id": 0, "memory_mb": 750, "vcpus": 4, "state": "running",
-                                   "flags": "r-----", "time_s": 11794.3}
-    assert domains["XenGuest"]["state"] == "blocked"
-    assert domains["XenGuest"]["time_s"] == 5.2
-    assert domains["Crashed"]["state"] == "crashed"
-    assert domains["Managed"]["id"] is None
-    assert domains["Managed"]["state"] == "shutdown"
-
-
-@pytest.mark.parametrize(
-    ("flags", "xl_state", "xm_state"),
-    [
-        ("r-----", "running", "running"),
-        ("-b----", "blocked", "blocked"),
-        ("--p---", "paused", "paused"),
-        ("---s--", "shutdown", "shutdown"),
-        ("---sc-", "crashed", "crashed"),  # xl: shut down for reason "crash"
-        ("---ss-", "shutdown", "crashed"),  # xl: suspended; xm slot 5 = crashed
-        ("----c-", "running", "crashed"),  # impossible for xl: reason without shutdown
-        ("-----d", "dying", "dying"),
-        ("------", "running", "running"),
-    ],
-)
-def test_state_letters_differ_between_xl_and_xm(flags, xl_state, xm_state):
-    assert xm.state_from_flags(flags, "xl") == xl_state
-    assert xm.state_from_flags(flags, "xm") == xm_state
-
-
-def test_a_list_line_that_is_no_row_is_an_error():
-    with pytest.raises(ValueError, match="line 2 of 'xl list'"):
-        xm.parse_xl_list("Name ID Mem VCPUs\tState\tTime(s)\nlibxl: error: something\n")
