@@ -9,6 +9,7 @@ domain list through the real Salt mine.
 """
 
 import json
+import shlex
 import time
 
 from tests.integration.test_formula import (
@@ -18,6 +19,7 @@ from tests.integration.test_formula import (
     state_results,
     wait_for,
 )
+from tests.support.cli_examples import MASTER_EXAMPLES
 
 
 def orchestrate(salt_run_cli, sls, pillar=None):
@@ -206,3 +208,14 @@ def test_a_dom0_that_does_not_answer_stops_boots_and_moves(fresh, salt_run_cli, 
     assert home["comment"].startswith("Cannot tell whether XenGuest runs on dom0-c")
     assert xen_doubles["dom0-a"].domains() == {}
     assert xen_doubles["dom0-a"].spawns(command="create") == []
+
+
+def test_the_master_side_cli_examples_run_as_written(fresh, salt_run_cli, xen_doubles):
+    """The examples of the functions that ask other minions (``salt-run
+    salt.cmd ...``), run on this master as written, with XenGuest at home."""
+    boot_on_a(salt_run_cli, xen_doubles)
+    assert MASTER_EXAMPLES
+    for name, example in MASTER_EXAMPLES:
+        ret = salt_run_cli.run(*shlex.split(example)[1:])
+        assert ret.returncode == 0, (name, example, ret)
+        assert "Traceback" not in ret.stdout and "ERROR" not in ret.stdout, (example, ret)
