@@ -30,15 +30,26 @@ def __virtual__():
     return __virtualname__
 
 
-def _fetch(source, source_hash, saltenv):
+def _local_path(source):
+    """The path of a local source (a path or ``file://``), or None."""
     if source.startswith("/"):
-        local = source
-    elif source.startswith("file://"):
-        local = source[len("file://"):]
-    else:
+        return source
+    if source.startswith("file://"):
+        return source[len("file://"):]
+    return None
+
+
+def _fetch(source, source_hash, saltenv):
+    local = _local_path(source)
+    if local is None:
         local = __salt__["cp.cache_file"](source, saltenv=saltenv)
         if not local:
             raise files.TreeError(f"cannot fetch {source}")
+    return _checked(source, local, source_hash)
+
+
+def _checked(source, local, source_hash):
+    """The archive at local, once it is a file that matches source_hash."""
     if not os.path.isfile(local):
         raise files.TreeError(f"{source}: no such archive")
     if source_hash:
@@ -87,7 +98,8 @@ def populate_root(name, source, source_hash=None, skip_verify=False, saltenv="ba
         The archive, its hash (``sha256=HEX`` or a bare hex digest; required
         for remote sources unless ``skip_verify``).
     test
-        Only say whether it would populate.
+        Only say whether it would populate (a local archive is checked
+        too: a missing file or a wrong hash fails as the run would).
 
     Returns ``{"name": name, "populated": bool, "members": N}``
     (``populated`` False: the root exists already).
@@ -113,6 +125,10 @@ def populate_root(name, source, source_hash=None, skip_verify=False, saltenv="ba
             if _root_entry(parent, base, name) is not None:
                 return {"name": name, "populated": False, "members": 0}
             if test:
+                # A local archive is checked as the run would: a missing
+                # file or a wrong hash is predicted, not found later.
+                if _local_path(source) is not None:
+                    _checked(source, _local_path(source), archive["source_hash"])
                 return {"name": name, "populated": True, "members": None}
             _remove_stale_populations(parent, parent_path, base)
             archive = _fetch(source, archive["source_hash"], saltenv)

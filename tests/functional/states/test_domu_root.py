@@ -101,6 +101,29 @@ def test_test_mode_predicts_and_writes_nothing(states, tmp_path):
     assert not root.exists()
 
 
+@pytest.mark.parametrize("scheme", ["", "file://"])
+def test_test_mode_predicts_a_missing_local_archive(states, tmp_path, scheme):
+    source = f"{scheme}{tmp_path / 'missing.tar.xz'}"
+    root = tmp_path / "guest"
+    ret = states.domu_root.populated(name=str(root), source=source, test=True)
+    assert ret.result is False
+    assert ret.changes == {}
+    assert ret.comment == f"{source}: no such archive"
+    assert not root.exists()
+    run = states.domu_root.populated(name=str(root), source=source)
+    assert (run.result, run.comment) == (ret.result, ret.comment)
+
+
+def test_test_mode_predicts_a_wrong_hash_of_a_local_archive(states, tmp_path):
+    source = rootfs(tmp_path / "root.tar.xz")
+    root = tmp_path / "guest"
+    ret = states.domu_root.populated(name=str(root), source=str(source),
+                                     source_hash="sha256=" + "0" * 64, test=True)
+    assert ret.result is False
+    assert ret.comment.startswith(f"{source}: sha256 is ")
+    assert not root.exists()
+
+
 def test_an_existing_root_is_never_extracted_into(states, tmp_path, server):
     """The guest emptied its tree and planted links: nothing is extracted."""
     source = rootfs(tmp_path / "root.tar.xz")
