@@ -148,6 +148,14 @@ def xen_double(make_xen_double):
     return make_xen_double("dom0", apply=True)
 
 
+@pytest.fixture
+def boot(tmp_path):
+    """An empty /boot of the test's own, for kernel and initramfs images."""
+    folder = tmp_path / "boot"
+    folder.mkdir()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def salt_factories_config(tmp_path_factory):
     """Keep every daemon's files under pytest's temporary directory."""

@@ -190,3 +190,9 @@ def dracut_files(release="6.1.0-50-amd64"):
         f"{modules}/fs/nfs/nfs.ko.xz": b"\xfd7zXZ\x00 nfs",
         f"{modules}/drivers/net/xen-netfront.ko.xz": b"\xfd7zXZ\x00 xen-netfront",
     }
+
+
+def write(path, data):
+    """Write an image's bytes to path; its path as a string, as the modules take it."""
+    path.write_bytes(data)
+    return str(path)

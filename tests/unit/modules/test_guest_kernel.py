@@ -16,6 +16,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from tests.support import REPO
 from tests.support import kernel_images as images
 from tests.support.commands import Commands
+from tests.support.kernel_images import write
 from xen_nfsroot.modules import guest_kernel
 from xen_nfsroot_lib import kernel as kernels
 from xen_nfsroot_lib import kernel_image
@@ -45,18 +46,6 @@ def commands():
 @pytest.fixture
 def configure_loader_modules(commands):
     return {guest_kernel: {"__salt__": {"cmd.run_all": commands}, "__context__": {}}}
-
-
-@pytest.fixture
-def boot(tmp_path):
-    folder = tmp_path / "boot"
-    folder.mkdir()
-    return folder
-
-
-def write(path, data):
-    path.write_bytes(data)
-    return str(path)
 
 
 def with_config(boot, release, name):

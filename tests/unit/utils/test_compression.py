@@ -8,19 +8,8 @@ from salt.exceptions import CommandExecutionError
 
 from tests.support import kernel_images as images
 from tests.support.commands import Commands
+from tests.support.kernel_images import write
 from xen_nfsroot_lib import compression, initramfs
-
-
-@pytest.fixture
-def boot(tmp_path):
-    folder = tmp_path / "boot"
-    folder.mkdir()
-    return folder
-
-
-def write(path, data):
-    path.write_bytes(data)
-    return str(path)
 
 
 @pytest.fixture

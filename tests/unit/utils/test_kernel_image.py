@@ -1,24 +1,12 @@
 """The kernel image reader: the x86 setup header (the release and the
 payload's place); the rest of the reader is tested through guest_kernel."""
 
-import pytest
 
 from tests.support import kernel_images as images
+from tests.support.kernel_images import write
 from xen_nfsroot_lib import kernel_image
 
 DEBIAN = "6.1.0-50-amd64"
-
-
-@pytest.fixture
-def boot(tmp_path):
-    folder = tmp_path / "boot"
-    folder.mkdir()
-    return folder
-
-
-def write(path, data):
-    path.write_bytes(data)
-    return str(path)
 
 
 def test_setup_header_of_a_bzimage(boot):
