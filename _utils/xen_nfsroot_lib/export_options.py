@@ -322,12 +322,18 @@ _HOSTNAME_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _WILDCARD = re.compile(r"[A-Za-z0-9_.*?\[\]!^-]+")
 _NETGROUP = re.compile(r"@[A-Za-z0-9_.+-]+")
 _GSS = re.compile(r"gss/[a-z0-9]+")
+# What nfs-utils' xgettok decodes wherever it stands in a token, even after
+# a ``\134`` it has just decoded: exportfs writes a backslash to etab as
+# ``\134`` and reads ``\134040`` back as a space.
+_OCTAL_ESCAPE = re.compile(r"\\[0-7]{3}")
 
 
 def check_path(path, field="name"):
     """An exported directory as exports(5) can hold it: an absolute path
-    without newline or NUL (spaces, tabs, ``#`` and quotes are escaped when
-    it is written). Returns it."""
+    without newline or NUL, and without a backslash followed by three octal
+    digits (``\\040`` as four characters), which nfs-utils cannot write to
+    its etab so that it reads the same path back. Spaces, tabs, ``#``,
+    quotes and other backslashes are escaped when it is written. Returns it."""
     if not isinstance(path, str):
         raise SaltInvocationError(
             f"{field}: expected an absolute path string, got {type(path).__name__} {path!r}"
@@ -338,6 +344,13 @@ def check_path(path, field="name"):
         )
     if not path.startswith("/"):
         raise values.invalid(field, path, "is not an absolute path")
+    if _OCTAL_ESCAPE.search(path):
+        raise values.invalid(
+            field, path,
+            "holds a backslash followed by three octal digits, which nfs-utils reads back "
+            "from its export table (etab) as an escaped character: exportfs would export "
+            "another directory",
+        )
     return path
 
 

@@ -40,15 +40,21 @@ def parse_listing(text):
     """Parse ``exportfs -v`` output: {path: [{hosts, options}]} in output order.
 
     Two layouts: ``PATH<pad to 14>\\tCLIENT(opts)`` and, for paths longer
-    than 14 characters, ``PATH\\n\\t\\tCLIENT(opts)``; ``<world>`` is ``*``.
+    than 14 characters, ``PATH\\n\\t\\tCLIENT(opts)`` (a path is printed as it
+    is: a long one may hold a tab); ``<world>`` is ``*``.
     """
     listing = {}
     path = None
-    for line in text.splitlines():
+    lines = text.split("\n")  # only a newline ends a line: a path may hold \v, \f, \x1c
+    for index, line in enumerate(lines):
         if not line.strip():
             continue
+        following = lines[index + 1] if index + 1 < len(lines) else ""
         if line.startswith("\t"):
             client = line.lstrip("\t")
+        elif following.startswith("\t\t"):
+            # A long path alone on its line: whatever it holds (a tab) is its own.
+            path, client = line, None
         elif "\t" in line:
             path, _, client = line.rpartition("\t")
             if len(path) == 14:

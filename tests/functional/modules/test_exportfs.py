@@ -6,11 +6,15 @@ exported directories freely.
 """
 
 import pathlib
+import re
 import subprocess
 import sys
+import tempfile
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support.exportfs import exportfs_ra, exportfs_v
 from tests.support.exports_cases import EXPORTS_CASES, EXPORTS_FILES, exported_directories
@@ -190,3 +194,101 @@ def test_seed_export_added_to_corpus_file(modules, guest_roots, corpus_exports):
     again = modules.exportfs.add("/xen", SEED)
     assert again["changed"] is False
     assert guest_roots.read_bytes() == new
+
+
+# Directory names exportfs must read back as exactly themselves, each with
+# the sibling a reader that splits or decodes the written text otherwise
+# would export instead (None: no such sibling).
+HOSTILE_NAMES = [
+    ("a\\\\b", "a\\b"),
+    ("tail\\", None),
+    ("a\\04", None),
+    ("sp ace", "sp"),
+    ("tab\tx", "tab"),
+    ("vt\x0bff\x0cfs\x1cx", None),
+    ('q"uote', "quote"),
+    ("#hash", None),
+    ("mid#hash", "mid"),
+    ("\u00fcn\u00efc\u00f6d\u00e9 \u2603", None),
+    ("-dash", None),
+    ("x(rw)", "x"),
+]
+
+
+@pytest.fixture
+def hostile_base(guest_roots):
+    """A fresh directory in the /srv overlay for a test's hostile names."""
+    (pathlib.Path("/srv") / "hostile").mkdir(exist_ok=True)
+    return pathlib.Path(tempfile.mkdtemp(dir="/srv/hostile"))
+
+
+def export_hostile(modules, base, name, sibling):
+    directory = base / name
+    directory.mkdir(parents=True)
+    if sibling is not None:
+        (base / sibling).mkdir(parents=True, exist_ok=True)
+    modules.exportfs.add(str(directory), hosts="192.0.2.10", options=["ro", "no_subtree_check"])
+    modules.exportfs.reload()
+    listed = modules.exportfs.list_active()
+    assert str(directory) in listed, listed
+    if sibling is not None:
+        assert str(base / sibling) not in listed
+    check = modules.exportfs.check_active(
+        str(directory), [{"hosts": "192.0.2.10", "options": ["ro", "no_subtree_check"]}])
+    assert check["problems"] == []
+    assert modules.exportfs.list_configured()[str(directory)][0]["hosts"] == "192.0.2.10"
+
+
+@pytest.mark.parametrize(("name", "sibling"), HOSTILE_NAMES)
+def test_a_hostile_path_is_exported_as_exactly_that_directory(modules, hostile_base, name,
+                                                              sibling):
+    """exportfs reads the written path as exactly the directory asked for:
+    ``exportfs -v`` lists it, and not the directory another reading of the
+    written text would name."""
+    export_hostile(modules, hostile_base, name, sibling)
+
+
+@pytest.mark.parametrize("name", ["a\\040b", "a\\\\040b", "x\\134", "\\011"])
+def test_a_path_nfs_utils_reads_back_as_another_is_refused(modules, guest_roots, hostile_base,
+                                                           name):
+    """nfs-utils writes a backslash to its etab as ``\\134`` and reads
+    ``\\134040`` back as a space: a backslash followed by three octal digits
+    would export another directory (``a b`` for ``a\\040b``)."""
+    base = hostile_base
+    (base / name).mkdir()
+    (base / "a b").mkdir()
+    before = guest_roots.read_bytes()
+    with pytest.raises(Exception, match="three octal digits"):
+        modules.exportfs.add(str(base / name), hosts="192.0.2.10", options=["ro"])
+    assert guest_roots.read_bytes() == before
+    assert str(base / "a b") not in modules.exportfs.list_active()
+
+
+# Characters exports(5), exportfs's etab or ``exportfs -v`` might read
+# otherwise: blanks, controls, quotes, comments, escapes, option syntax.
+HOSTILE_CHARACTERS = ' \t\x0b\x0c\x1c\r\n\\"#()*,=-01347a\u00fc\u2603'
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(alphabet=HOSTILE_CHARACTERS, min_size=1, max_size=12).filter(
+    lambda name: name not in (".", "..")))
+def test_any_hostile_path_is_refused_or_exported_as_exactly_itself(modules, guest_roots,
+                                                                  hostile_base, name):
+    """Whatever the name: a clear refusal that changes no byte of the exports
+    file, or ``exportfs -v`` lists exactly that directory (one exportfs -ra
+    per example)."""
+    guest_roots.write_text("")
+    base = pathlib.Path(tempfile.mkdtemp(dir=hostile_base))
+    (base / name).mkdir()
+    refused = "\n" in name or "\r" in name or re.search(r"\\[0-7]{3}", name)
+    if refused:
+        with pytest.raises(Exception, match=r"newline or NUL|three octal digits"):
+            modules.exportfs.add(str(base / name), hosts="192.0.2.10", options=["ro"])
+        assert guest_roots.read_bytes() == b""
+        return
+    modules.exportfs.add(str(base / name), hosts="192.0.2.10",
+                         options=["ro", "no_subtree_check"])
+    modules.exportfs.reload()
+    listed = modules.exportfs.list_active()
+    assert list(listed) == [str(base / name)]

@@ -329,3 +329,31 @@ def test_a_run_converges_on_the_live_export_table(states, hand_made, exportfs_lo
     again = states.nfs_export.present(name="/xen", clients=SEED)
     assert (again.result, again.changes) == (True, {})
     assert spawns(exportfs_log) == ["-v"]
+
+
+@pytest.mark.parametrize(("name", "sibling"), [("sp ace", "sp"), ('q"u#o\\te', "q"),
+                                               ("t\tab", "t")])
+def test_a_hostile_path_is_exported_as_exactly_itself(states, system_exports, name, sibling):
+    base = pathlib.Path("/srv/hostile-state")
+    (base / name).mkdir(parents=True, exist_ok=True)
+    (base / sibling).mkdir(parents=True, exist_ok=True)
+    path = str(base / name)
+    ret = states.nfs_export.present(name=path, hosts="192.0.2.10",
+                                    options=["ro", "no_subtree_check"])
+    assert ret.result is True, ret.comment
+    assert list(active()) == [path]
+    again = states.nfs_export.present(name=path, hosts="192.0.2.10",
+                                      options=["ro", "no_subtree_check"])
+    assert (again.result, again.changes) == (True, {})
+
+
+def test_a_path_exportfs_reads_back_as_another_is_refused(states, system_exports):
+    """``/srv/a\\040b`` (a backslash, then 040) would be exported as ``/srv/a b``."""
+    pathlib.Path("/srv/hostile-state/a\\040b").mkdir(parents=True, exist_ok=True)
+    pathlib.Path("/srv/hostile-state/a b").mkdir(parents=True, exist_ok=True)
+    ret = states.nfs_export.present(name="/srv/hostile-state/a\\040b", hosts="192.0.2.10",
+                                    options=["ro", "no_subtree_check"])
+    assert ret.result is False
+    assert "three octal digits" in ret.comment
+    assert system_exports.read_bytes() == b""
+    assert active() == {}

@@ -165,3 +165,17 @@ def test_world_root_allowed_when_asked():
     wanted = export_options.validate("/xen", hosts="*", options=["no_root_squash"],
                                      allow_world_root=True)
     assert wanted == [{"hosts": "*", "options": ["no_root_squash"]}]
+
+
+@pytest.mark.parametrize("path", ["/srv/a\\040b", "/srv/a\\\\040b", "/srv/x\\134", "/\\011"])
+def test_a_path_nfs_utils_would_read_back_as_another_is_refused(path):
+    """exportfs writes a backslash to etab as ``\\134`` and reads
+    ``\\134040`` back as a space: ``/srv/a\\040b`` would export ``/srv/a b``."""
+    with pytest.raises(SaltInvocationError, match="three octal digits"):
+        export_options.check_path(path)
+
+
+@pytest.mark.parametrize("path", ["/srv/a\\b", "/srv/tail\\", "/srv/a\\04", "/srv/a\\089",
+                                  "/srv/sp ace", '/srv/"q"', "/srv/#h", "/srv/t\tb"])
+def test_other_backslashes_and_blanks_are_accepted(path):
+    assert export_options.check_path(path) == path

@@ -127,3 +127,16 @@ def test_client_matching_and_the_evidence_of_a_mount():
         "10.99.0.2 (NFSv3, /rmtab)"]
     assert export_table.mounted_by("/srv/other", ["10.99.0.2"], v3, ["10.99.0.2"]) == [
         "10.99.0.2 (an NFSv4 client of this server; NFSv4 does not say which export)"]
+
+
+def test_a_long_path_is_read_whole_whatever_it_holds():
+    """exportfs -v prints a path as it is: a tab, \\v, \\f or \\x1c in a
+    long one is part of it, not a separator or a line break."""
+    text = ("/srv/hostile/tab\tx\n\t\t192.0.2.10(sync,ro)\n"
+            "/srv/hostile/v\x0bf\x0cs\x1c\n\t\t<world>(ro)\n"
+            "/xen          \t192.0.2.11(rw)\n")
+    assert export_table.parse_listing(text) == {
+        "/srv/hostile/tab\tx": [{"hosts": "192.0.2.10", "options": ["sync", "ro"]}],
+        "/srv/hostile/v\x0bf\x0cs\x1c": [{"hosts": "*", "options": ["ro"]}],
+        "/xen": [{"hosts": "192.0.2.11", "options": ["rw"]}],
+    }
