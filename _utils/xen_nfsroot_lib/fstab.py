@@ -85,8 +85,8 @@ def _entry_fields(content):
     entry = {
         "device": _unmangle(fields[0]),
         "name": _unmangle(fields[1]),
-        "fstype": fields[2] if len(fields) > 2 else None,
-        "opts": fields[3] if len(fields) > 3 else None,
+        "fstype": _unmangle(fields[2]) if len(fields) > 2 else None,
+        "opts": _unmangle(fields[3]) if len(fields) > 3 else None,
         "dump": int(fields[4]) if len(fields) > 4 else None,
         "pass_num": int(fields[5]) if len(fields) > 5 else None,
     }
@@ -117,8 +117,9 @@ def parse(text):
     Every record has ``kind`` (``entry``, ``disabled`` (commented out by this
     formula), ``comment``, ``blank`` or ``other`` (not an fstab entry, kept as
     is)) and ``raw`` (the line's exact text, line ending included). Entries and
-    disabled entries also have ``device``, ``name`` (mount point; both with
-    ``\\040``-style escapes decoded), ``fstype``, ``opts``, ``dump`` and
+    disabled entries also have ``device``, ``name`` (mount point),
+    ``fstype``, ``opts`` (these four with ``\\040``-style escapes decoded, as
+    libmount does), ``dump`` and
     ``pass_num`` (``None`` where the line leaves the field out). Lines end at
     ``\\n`` only, as libc reads them.
     """
@@ -145,8 +146,8 @@ def _field_texts(entry):
     return [
         _mangle(entry["device"]),
         _mangle(entry["name"]),
-        entry.get("fstype") or "auto",
-        entry.get("opts") or "defaults",
+        _mangle(entry.get("fstype") or "auto"),
+        _mangle(entry.get("opts") or "defaults"),
         str(entry.get("dump") or 0),
         str(entry.get("pass_num") or 0),
     ]
@@ -173,8 +174,9 @@ def format_entry(entry, template=None):
     (one where some separator is a run of spaces) spaces pad each field to the
     template's column, at least one space; otherwise fields are separated by
     single spaces. Without a template, fields start at columns 0, 24, 48, 56, 72
-    and 74. Spaces, tabs, newlines and backslashes in the device and mount point
-    are written as octal escapes (``\\040``).
+    and 74. Spaces, tabs, newlines and backslashes in the first four fields
+    are written as octal escapes (``\\040``), which libmount decodes in each
+    of them.
     """
     indent, separators, columns, aligned = _layout(template)
     out = indent
@@ -260,11 +262,15 @@ def _check_count(field, value):
 
 
 def check_device(value, field="device"):
-    """A device (first field): a non-empty string on one line."""
+    """A device (first field): a non-empty string on one line, not starting
+    with ``#`` (libmount reads such a line as a comment)."""
     if not isinstance(value, str) or not value.strip():
         raise values.invalid(field, value, "must be a non-empty string")
     if "\n" in value or "\0" in value:
         raise values.invalid(field, value, "must not contain a newline or NUL byte")
+    if value.startswith("#"):
+        raise values.invalid(field, value,
+                             "starts with '#': libmount would read the line as a comment")
 
 
 def check_mount_point(value, field="name"):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 
 import pytest
 import salt.payload
@@ -225,3 +226,37 @@ def test_non_utf8_lines_are_kept_and_shown_escaped_through_state_apply(minion_op
                                   b"/dev/nfs / nfs defaults 0 0\n"
                                   b"#xen-nfsroot# /dev/sdb2 swap swap pri=\xff 0 0\n"
                                   b"# \xfe kept\n")
+
+
+def findmnt(path):
+    """[SOURCE, TARGET, FSTYPE, OPTIONS] of each entry libmount reads."""
+    out = subprocess.run(["findmnt", "--fstab", "-F", str(path), "-J", "-o",
+                          "SOURCE,TARGET,FSTYPE,OPTIONS"], capture_output=True, text=True,
+                         check=False).stdout
+    return [[fs["source"], fs["target"], fs["fstype"], fs["options"]]
+            for fs in (json.loads(out)["filesystems"] if out else [])]
+
+
+def test_a_device_libmount_reads_as_a_comment_is_refused(modules, guest):
+    path = guest / "etc" / "fstab"
+    ret = apply_sls(modules, "present", name="/data", root=str(guest), device="#data",
+                    fstype="nfs")
+    assert ret.result is False
+    assert ret.comment == (
+        "device: '#data' starts with '#': libmount would read the line as a comment")
+    assert path.read_bytes() == SEED.encode()
+
+
+@pytest.mark.parametrize("entry", [
+    {"device": "192.0.2.1:/a b\\040c", "name": "/mnt/x\\134 y", "fstype": "nfs",
+     "opts": ["vers=3", "x\\040y"]},
+    {"device": "LABEL=a\tb#c", "name": "/mnt/#\u00e9", "fstype": "ext\\4", "opts": "ro"},
+])
+def test_libmount_reads_exactly_the_fields_present_wrote(modules, guest, entry):
+    path = guest / "etc" / "fstab"
+    ret = apply_sls(modules, "present", root=str(guest), **entry)
+    assert ret.result is True, ret.comment
+    opts = entry["opts"] if isinstance(entry["opts"], str) else ",".join(entry["opts"])
+    assert findmnt(path)[-1] == [entry["device"], entry["name"], entry["fstype"], opts]
+    again = apply_sls(modules, "present", root=str(guest), **entry)
+    assert (again.result, again.changes) == (True, {})

@@ -1,7 +1,11 @@
 """The guest fstab line model (parse/render), its validation and its pure edits."""
 
+import re
+import shutil
+import subprocess
+
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from salt.exceptions import SaltInvocationError
 
@@ -624,3 +628,65 @@ def test_other_errors_have_the_one_format(call, message):
     with pytest.raises(SaltInvocationError) as err:
         call()
     assert str(err.value) == message
+
+
+# --------------------------------------------------------------------------- the real reader
+
+FINDMNT = shutil.which("findmnt")
+# Characters libmount might read otherwise: blanks, controls, comments,
+# escapes (``\040``), option syntax, quotes, non-ASCII.
+HOSTILE = ' \t\r\x0b\x0c\\#"\',=04179ax\u00e9\u2603'
+# Mostly without the blanks a field of a type or an option refuses.
+WORDS = st.one_of(st.text(HOSTILE.replace(" ", "").replace("\t", ""), min_size=1, max_size=6),
+                  st.text(HOSTILE, min_size=1, max_size=6))
+
+
+def findmnt_fields(path):
+    """[[SOURCE, TARGET, FSTYPE, OPTIONS]] as libmount reads the fstab at
+    path (findmnt's raw output, its ``\\xHH`` escapes decoded)."""
+    out = subprocess.run(
+        [FINDMNT, "--fstab", "-F", str(path), "--raw", "-n", "-o", "SOURCE,TARGET,FSTYPE,OPTIONS"],
+        capture_output=True, check=True).stdout
+    return [
+        [re.sub(rb"\\x([0-9a-fA-F]{2})", lambda m: bytes([int(m.group(1), 16)]), field)
+         .decode("utf-8", "surrogateescape") for field in line.split(b" ")]
+        for line in out.split(b"\n") if line
+    ]
+
+
+@pytest.mark.skipif(FINDMNT is None, reason="findmnt (util-linux) is not installed")
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    device=st.text(HOSTILE, min_size=1, max_size=10),
+    name=st.one_of(st.just("swap"), st.text(HOSTILE, max_size=10).map(lambda tail: "/" + tail)),
+    fstype=WORDS,
+    opts=st.lists(WORDS, min_size=1, max_size=3),
+    existing=st.sampled_from(["", "/dev/sda1\t/boot\text4\tdefaults\t0\t2\n",
+                              "proc /proc proc defaults 0 0"]),
+)
+def test_libmount_reads_exactly_the_entry_written_or_it_is_refused(  # noqa: PLR0913,PLR0917
+    tmp_path, device, name, fstype, opts, existing
+):
+    """Whatever the fields: a refusal naming the field, or libmount
+    (``findmnt --fstab -F``) reads exactly them, and the next plan changes
+    nothing (a line libmount reads as a comment would be appended every run)."""
+    try:
+        text, changes = fstab.plan_entry(existing, name, device, fstype, opts)
+    except SaltInvocationError as err:
+        assert str(err).split(":")[0] in ("name", "device", "fstype", "opts")
+        event("refused")
+        return
+    event("written")
+    assert changes
+    path = tmp_path / "fstab"
+    path.write_text(text, encoding="utf-8", errors="surrogateescape")
+    before = findmnt_fields(path)[:-1] if existing else []
+    assert findmnt_fields(path) == [*before, [device, name, fstype, ",".join(opts)]]
+    assert fstab.plan_entry(text, name, device, fstype, opts) == [text, {}]
+
+
+@pytest.mark.parametrize("device", ["#dev", "#", "#xen-nfsroot# /dev/sda1"])
+def test_a_device_libmount_would_read_as_a_comment_is_refused(device):
+    with pytest.raises(SaltInvocationError, match="^device: .* starts with '#'"):
+        fstab.plan_entry("", "/mnt", device, "nfs")
