@@ -19,7 +19,7 @@ import stat
 import salt.utils.path
 from salt.exceptions import CommandExecutionError
 
-from xen_nfsroot_lib import files, ssh_keys, trust
+from xen_nfsroot_lib import files, ssh_keys, trust, values
 
 __virtualname__ = "xen_migrate"
 
@@ -207,6 +207,7 @@ def repair_key(path=trust.KEY, mode=True, public=None):
         salt dom0-a xen_migrate.repair_key mode=False
     """
     path = trust.check_path(path, "key")
+    values.check_switch(mode, "mode")
     if mode:
         os.chmod(path, trust.PRIVATE_MODE)
     if public is not None:

@@ -36,6 +36,7 @@ from xen_nfsroot_lib import values
 from xen_nfsroot_lib.toolstack import (
     TOOLSTACKS,
     check_migrate_host,
+    check_seconds,
     check_ssh_command,
     parse_list,
     parse_xl_list_long,
@@ -372,7 +373,8 @@ def migrate(name, host, live=True, ssh_command=None, timeout=None, toolstack=Non
     ``ssh``: xl runs ``SSH HOST xl migrate-receive`` through ``sh -c``, so it
     may hold only option words, no shell syntax); xm talks to the target's
     xend relocation server and ``live`` matters for it only. ``timeout``:
-    seconds before the migration is abandoned (default: none). Returns
+    whole seconds, 1 to a day, before the migration is abandoned (default:
+    none). Every argument is checked before xl runs. Returns
     ``{"name", "host", "toolstack", "output"}`` (xl's messages); raises
     ``CommandExecutionError`` with them when the tool fails.
 
@@ -384,7 +386,9 @@ def migrate(name, host, live=True, ssh_command=None, timeout=None, toolstack=Non
     """
     values.check_domain_name(name)
     check_migrate_host(host)
+    values.check_switch(live, "live")
     check_ssh_command(ssh_command)
+    timeout = check_seconds(timeout, "timeout")
     tool = _select_toolstack(toolstack)
     args = ["migrate", name, host]
     if tool == "xm" and live:

@@ -546,11 +546,8 @@ def _before_migrating(name, to, dom0s, toolstack, ret):
     """The return of a migration that must not (or need not) start, or None.
     dom0s: (every dom0 of the guest, the others than this one)."""
     every, others = dom0s
-    others = list(others or ([to] if to else []))
+    others = list(others or [to])
     try:
-        values.check_domain_name(name)
-        if not isinstance(to, str) or not to:
-            raise SaltInvocationError(f"to: {to!r} is not a minion id")
         found = _where(name, others, toolstack)
     except ERRORS as err:
         return dict(ret, result=False, comment=str(err))
@@ -590,16 +587,29 @@ def migrated(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
     toolstack
         ``auto`` (default), ``xl`` or ``xm``.
     timeout
-        Seconds before the migration is abandoned (default: none).
+        Whole seconds, 1 to 86400 (a day), before the migration is
+        abandoned (default: none).
     ssh_command
         The ssh command xl runs (default: ``trust.ssh_command()``, the
         formula's migration key and known hosts).
+
+    Every argument is checked first (``placement.check_migration``): the
+    lists are lists of minion ids (never a string), the host xl reaches is
+    one word for sh and ssh (no IPv6 zone id); otherwise the state fails
+    and nothing is asked or run.
     """
     ret = _ret(name)
-    early = _before_migrating(name, to, (dom0s, other_dom0s), toolstack, ret)
+    try:  # every argument, before anything is asked or run
+        values.check_domain_name(name)
+        checked = placement.check_migration(to, address, dom0s, other_dom0s, timeout,
+                                            ssh_command)
+    except SaltInvocationError as err:
+        return dict(ret, result=False, comment=f"{err}: nothing moved")
+    to, host, timeout = checked["to"], checked["host"], checked["timeout"]
+    early = _before_migrating(name, to, (checked["dom0s"], checked["other_dom0s"]),
+                              toolstack, ret)
     if early is not None:
         return early
-    host = address or to
     ret["changes"] = {"guest": {"old": __opts__["id"], "new": to}}
     if __opts__["test"]:
         ret["result"] = None
@@ -643,13 +653,18 @@ def received(name, source=None, other_dom0s=None, toolstack=None):
     The guest arrived here by a migration and runs under its own name: no
     ``NAME--incoming`` left, and it runs on none of ``other_dom0s`` by the
     mine (sent again by each dom0 after its migration). Changes nothing; the
-    mine's copy of this dom0 is sent again.
+    mine's copy of this dom0 is sent again. ``source`` (the dom0 it came
+    from) is a minion id and ``other_dom0s`` a list of them (a string is
+    refused, never read character by character).
     """
     ret = _ret(name)
     try:
         values.check_domain_name(name)
+        if source is not None:
+            placement.check_dom0(source, "source")
+        others = placement.check_dom0s(other_dom0s, "other_dom0s") or []
         listing = __salt__["xm.list_domains"](toolstack=toolstack, fresh=True)
-        found = _where(name, [o for o in other_dom0s or [] if o != __opts__["id"]], toolstack)
+        found = _where(name, [o for o in others if o != __opts__["id"]], toolstack)
     except ERRORS as err:
         return dict(ret, result=False, comment=str(err))
     domain = listing.get(name)

@@ -51,7 +51,7 @@ import os
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from xen_nfsroot_lib import files, trust
+from xen_nfsroot_lib import files, trust, values
 
 __virtualname__ = "xen_migrate"
 
@@ -129,6 +129,7 @@ def key(name, publish=True):
     test = bool(__opts__.get("test"))
     try:
         path = trust.check_path(name, "name")
+        values.check_switch(publish, "publish")
         comment = trust.key_comment(__opts__["id"])
         pair = __salt__["xen_migrate.key_pair"](path)
         if not pair["private"]:

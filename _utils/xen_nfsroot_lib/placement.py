@@ -16,12 +16,61 @@ migration is under way or failed half-way: nothing boots or moves then.
 
 from salt.exceptions import SaltInvocationError
 
+from xen_nfsroot_lib import toolstack, values
+
 #: Domain states in which a guest runs (``xl list``'s r, b, p).
 RUNNING = ("running", "blocked", "paused")
 #: States in which a domain still holds its root: running, or being destroyed.
 OCCUPIED = (*RUNNING, "dying")
 #: The suffixes ``xl migrate`` gives a guest's name while it moves.
 TRANSIENT = ("--incoming", "--migratedaway")
+
+
+def check_dom0(value, field="to"):
+    """A dom0's minion id (:func:`values.check_minion_id`), whole: nothing
+    after it, not even a line end. Returns it."""
+    values.check_minion_id(value, field)
+    if not values.MINION_ID_RE.fullmatch(value):
+        raise values.invalid(field, value, "is not a minion id ([A-Za-z0-9_.-]+)")
+    return value
+
+
+def check_dom0s(value, field="dom0s"):
+    """A list of dom0 minion ids (:func:`check_dom0`), never a string read
+    character by character; None stays None. Returns a new list."""
+    if value is None:
+        return None
+    dom0s = values.check_list(value, field, "list of minion ids")
+    for index, dom0 in enumerate(dom0s):
+        check_dom0(dom0, f"{field}[{index}]")
+    return dom0s
+
+
+def check_migration(to, address=None, dom0s=None, other_dom0s=None, timeout=None,  # noqa: PLR0913,PLR0917
+                    ssh_command=None):
+    """The arguments of a migration of a guest to the dom0 ``to``
+    (``xen_guest.migrated``), checked before anything runs or is asked:
+    ``to`` a minion id; the host xl reaches (``address``, default ``to``) a
+    migration target (:func:`toolstack.check_migrate_host`: one word for sh
+    and ssh); ``dom0s`` a non-empty and ``other_dom0s`` a list of minion ids
+    (a string is refused, never read character by character); ``timeout``
+    whole seconds from 1 to a day (:func:`toolstack.check_seconds`);
+    ``ssh_command`` option words only (:func:`toolstack.check_ssh_command`).
+    Returns them checked, as a dict, with ``host`` added."""
+    to = check_dom0(to, "to")
+    host = toolstack.check_migrate_host(to if address is None else address,
+                                        "to" if address is None else "address")
+    if dom0s is not None:
+        values.check_list(dom0s, "dom0s", "list of minion ids", empty=False)
+    return {
+        "to": to,
+        "host": host,
+        "address": address,
+        "dom0s": check_dom0s(dom0s, "dom0s"),
+        "other_dom0s": check_dom0s(other_dom0s, "other_dom0s"),
+        "timeout": toolstack.check_seconds(timeout, "timeout"),
+        "ssh_command": toolstack.check_ssh_command(ssh_command),
+    }
 
 
 def whereabouts(name, listing):

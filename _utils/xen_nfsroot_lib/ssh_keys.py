@@ -92,7 +92,7 @@ def check_key_line(line, field="key"):
     if embedded != key_type:
         raise SaltInvocationError(f"{field}: {line!r}: the key is a {embedded!r} key, not "
                                   f"{key_type!r}")
-    if not COMMENT_RE.match(comment):
+    if not COMMENT_RE.fullmatch(comment):
         raise SaltInvocationError(f"{field}: {line!r}: the comment may hold only "
                                   "[A-Za-z0-9_.@:+=,/ -]")
     return " ".join(filter(None, (key_type, blob, comment)))
@@ -101,7 +101,7 @@ def check_key_line(line, field="key"):
 def check_comment(comment, field="comment", empty=True):
     """A key's comment as the formula writes it: [A-Za-z0-9_.@:+=,/ -] only,
     at most 255 characters (empty unless ``empty`` is False). Returns it."""
-    if not isinstance(comment, str) or not COMMENT_RE.match(comment) or (
+    if not isinstance(comment, str) or not COMMENT_RE.fullmatch(comment) or (
             not empty and not comment):
         raise values.invalid(field, comment, "may hold only [A-Za-z0-9_.@:+=,/ -]")
     return comment

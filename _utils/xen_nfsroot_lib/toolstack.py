@@ -6,7 +6,9 @@ types they boot, their listings, and the checks of a migration's target.
   mapped to one state name (:func:`state_from_flags`);
 * ``xl list -l``: the JSON of the domains' configs (kernel, command line);
 * a migration target (``[user@]host``) and the ssh command line ``xl
-  migrate -s`` runs through ``sh -c``: option words only, no shell syntax.
+  migrate -s`` runs through ``sh -c``: option words only, no shell syntax;
+  the host is one word for sh, ssh, sshd's ``from=`` and ``known_hosts``;
+* a time limit in seconds (a migration's, a shutdown's): 1 to a day.
 """
 
 import json
@@ -23,6 +25,11 @@ GUEST_TYPES = ("pv", "pvh")
 SSH_COMMAND_RE = re.compile(r"^[A-Za-z0-9_./=:@,+ -]+$")
 #: The user of a ``user@host`` migration target.
 SSH_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+#: The characters of every host :func:`check_host` accepts: one word for sh,
+#: ssh, sshd's ``from=`` and a ``known_hosts`` pattern.
+HOST_WORD_RE = re.compile(r"[A-Za-z0-9.:-]+")
+#: The longest time limit the formula accepts (seconds): a day.
+MAX_SECONDS = 86400
 
 
 # ---------------------------------------------------------------------------
@@ -169,24 +176,69 @@ def parse_xl_list_long(text):
 # ---------------------------------------------------------------------------
 
 
+def check_host(host, field="host", problem="is not an IP address or host name"):
+    """A host as the migration's readers take it, as one word: a host name
+    (RFC 1123, its last label not all digits) or an IPv4 or IPv6 address.
+    Returns it as given.
+
+    It reaches ``sh -c`` (xl runs ``exec SSH HOST xl migrate-receive``),
+    ssh's host argument, and, on the peers, sshd's ``from="..."`` pattern
+    list and the ``known_hosts`` host pattern: every host accepted here is
+    of ``[A-Za-z0-9.:-]`` only, a word none of them splits or expands (no
+    space, quote, comma, ``*``, ``?``, ``!``, ``[``, ``]``, ``$``, newline).
+    An IPv6 zone id (``fe80::1%eth0``) is refused: Python's address parser
+    accepts any text after ``%``, sh and sshd would read it as syntax, and
+    a link-local migration peer is not supported (give its global or
+    unique local address, or its host name)."""
+    if isinstance(host, str) and "%" in host and values.is_ip_address(host):
+        raise values.invalid(field, host, "is an IPv6 address with a zone id (%...): not "
+                                          "accepted; give a global or unique local address "
+                                          "or a host name")
+    if not isinstance(host, str) or not (values.is_ip_address(host) or values.is_hostname(host)) \
+            or not HOST_WORD_RE.fullmatch(host):
+        raise values.invalid(field, host, problem)
+    return host
+
+
 def check_migrate_host(host, field="host"):
-    """A migration target: a host name or an IP address, optionally after
-    ``user@``. Returns it as given."""
-    target = host.split("@", 1)[-1] if isinstance(host, str) else host
-    user = host.split("@", 1)[0] if isinstance(host, str) and "@" in host else None
-    valid_target = isinstance(target, str) and (
-        values.HOSTNAME_RE.match(target) or values.is_ip_address(target))
-    if not valid_target or (user is not None and not SSH_USER_RE.match(user)):
+    """A migration target: a host (:func:`check_host`), optionally after
+    ``user@`` (a user of ``[A-Za-z0-9_][A-Za-z0-9_.-]*``, at most 32
+    characters). Returns it as given."""
+    if not isinstance(host, str):
         raise values.invalid(field, host, "is not a host name or address")
+    user, at, target = host.rpartition("@")
+    if at and (len(user) > 32 or not SSH_USER_RE.fullmatch(user)):
+        raise values.invalid(field, host, "is not a host name or address (its user is not "
+                                          "[A-Za-z0-9_][A-Za-z0-9_.-]*)")
+    check_host(target, field, "is not a host name or address")
     return host
 
 
 def check_ssh_command(command, field="ssh_command"):
-    """The ssh command line of ``xl migrate -s``: xl runs ``COMMAND HOST xl
-    migrate-receive`` through ``sh -c``, so it holds option words only
-    (``[A-Za-z0-9_./=:@,+ -]``), no shell syntax. None stays None."""
+    """The ssh command line of ``xl migrate -s``: xl runs ``exec COMMAND HOST
+    xl migrate-receive`` through ``sh -c``, so it holds option words only
+    (``[A-Za-z0-9_./=:@,+ -]``), no shell syntax and no line end (a
+    newline would end sh's command before HOST, which sh would then run
+    here as a command). None stays None."""
     if command is not None and (not isinstance(command, str)
-                                or not SSH_COMMAND_RE.match(command)):
+                                or not SSH_COMMAND_RE.fullmatch(command)
+                                or not command.strip()):
         raise values.invalid(field, command, "is not an ssh command line "
                                              "(words of [A-Za-z0-9_./=:@,+-], no shell syntax)")
     return command
+
+
+def check_seconds(value, field="timeout", ceiling=None):
+    """A time limit in whole seconds, from 1 to ``ceiling`` (default
+    :data:`MAX_SECONDS`, a day); None (no limit) stays None. Digits in a
+    string are accepted; text, a fraction, zero, a negative number or more
+    than the ceiling are refused before anything runs."""
+    ceiling = MAX_SECONDS if ceiling is None else ceiling
+    if value is None:
+        return None
+    seconds = value
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}", value.strip()):
+        seconds = int(value.strip())
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= ceiling:
+        raise values.invalid(field, value, f"is not a whole number of seconds from 1 to {ceiling}")
+    return seconds

@@ -45,7 +45,7 @@ import re
 
 from salt.exceptions import SaltInvocationError
 
-from xen_nfsroot_lib import ssh_keys, toolstack, values
+from xen_nfsroot_lib import placement, ssh_keys, toolstack, values
 
 #: The dom0's migration key (private half; the public half is KEY + ".pub").
 KEY = "/etc/xen-nfsroot/migrate_key"
@@ -94,25 +94,31 @@ def check_path(path, field="path"):
 
 
 def check_address(address, field="address"):
-    """A peer's address: an IPv4 or IPv6 address or a host name. Returns it
-    (an IP address in its canonical form).
+    """A peer's address: an IPv4 or IPv6 address (no zone id) or a host
+    name (:func:`xen_nfsroot_lib.toolstack.check_host`). Returns it (an IP
+    address in its canonical form).
+
+    It is written as exactly one element of sshd's ``from="..."`` pattern
+    list and as the host pattern of a ``known_hosts`` line (``ADDRESS`` or
+    ``[ADDRESS]:PORT``, the form ssh looks up for another port than 22), so
+    it holds no character either reads as syntax: no ``"``, ``,``,
+    whitespace, newline, ``*``, ``?``, ``!``, ``[``, ``]`` or ``%``.
 
     sshd matches ``from=`` against the client's IP address, and against its
     host name only with ``UseDNS yes``: give the address the peer connects
     from."""
-    if isinstance(address, str):
-        if values.is_ip_address(address):
-            return str(ipaddress.ip_address(address))
-        if values.is_hostname(address):
-            return address
-    raise values.invalid(field, address, "is not an IP address or host name")
+    address = toolstack.check_host(address, field)
+    if values.is_ip_address(address):
+        return str(ipaddress.ip_address(address))
+    return address
 
 
 def check_port(port, field="port"):
-    """An ssh port (1-65535, default 22); returns it as an integer."""
+    """An ssh port (1-65535, default 22; digits in a string are accepted);
+    returns it as an integer."""
     if port is None:
         return 22
-    if isinstance(port, str) and port.isdigit():
+    if isinstance(port, str) and re.fullmatch(r"[0-9]{1,5}", port):
         port = int(port)
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise values.invalid(field, port, "is not a TCP port (1-65535)")
@@ -127,7 +133,7 @@ def check_peers(peers, field="peers"):
         raise values.invalid(field, peers, "is not a mapping of minion id to address")
     checked = {}
     for minion_id, peer in peers.items():
-        values.check_minion_id(minion_id, f"{field}: minion id")
+        placement.check_dom0(minion_id, f"{field}: minion id")
         where = f"{field}.{minion_id}"
         if isinstance(peer, dict):
             unknown = sorted(set(peer) - {"address", "port"}, key=str)
@@ -163,7 +169,7 @@ def check_mined(minion_id, mined):
 
 def key_comment(minion_id):
     """The comment of a dom0's migration key: ``xen-nfsroot-migrate@<id>``."""
-    return f"{COMMENT_PREFIX}{values.check_minion_id(minion_id)}"
+    return f"{COMMENT_PREFIX}{placement.check_dom0(minion_id, 'minion id')}"
 
 
 # ---------------------------------------------------------------------------
@@ -285,7 +291,7 @@ def plan_authorized(current_text, peers, wrapper=WRAPPER):
         raise values.invalid("peers", peers, "is not a mapping of minion id to key")
     wanted = {}
     for peer, entry in peers.items():
-        values.check_minion_id(peer, "peers: minion id")
+        placement.check_dom0(peer, "peers: minion id")
         if entry is None:
             wanted[peer] = None
             continue
@@ -335,7 +341,7 @@ def plan_known_hosts(peers):
         raise values.invalid("peers", peers, "is not a mapping of minion id to host keys")
     lines = [_KNOWN_HOSTS_HEADER]
     for peer in sorted(peers):
-        values.check_minion_id(peer, "peers: minion id")
+        placement.check_dom0(peer, "peers: minion id")
         entry = peers[peer]
         if not isinstance(entry, dict):
             raise values.invalid(f"peers.{peer}", entry,

@@ -1,7 +1,7 @@
 """The xm execution module through the real Salt loader, against the xl/xm test double."""
 
 import pytest
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from xen_nfsroot_lib import guest_config
 
@@ -132,3 +132,17 @@ def test_migrate_moves_the_guest_to_the_other_dom0(xm, make_xen_double, kernel, 
     assert sender.domains() == {}
     with pytest.raises(CommandExecutionError, match="Could not resolve hostname elsewhere"):
         xm.migrate("Domain-0", "elsewhere")
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"host": "fe80::1%$(reboot)"}, "host: 'fe80::1%$(reboot)' is an IPv6 address with a zone"),
+    ({"host": "dom0-b", "ssh_command": "ssh\n"}, "ssh_command: 'ssh\\n' is not"),
+    ({"host": "dom0-b", "timeout": "abc"}, "timeout: 'abc' is not a whole number of seconds"),
+    ({"host": "dom0-b", "timeout": -1}, "timeout: -1 is not a whole number of seconds"),
+])
+def test_migrate_refuses_hostile_arguments_before_the_toolstack_runs(xm, xen_double, arguments,
+                                                                     message):
+    with pytest.raises(SaltInvocationError) as info:
+        xm.migrate("XenGuest", **arguments)
+    assert str(info.value).startswith(message)
+    assert xen_double.spawns() == []

@@ -328,3 +328,31 @@ def test_a_host_whose_key_is_not_trusted_is_not_reached(lab, loaders):
     proc, argv = lab.run("xl migrate-receive", known_hosts=known_hosts)
     assert proc.returncode == 255
     assert "Host key verification failed." in proc.stderr.decode()
+
+
+@pytest.mark.parametrize("address", [
+    # Old code: written as from="fe80::1%x,127.0.0.1",port-forwarding,permitopen="*:*":
+    # the real sshd then admitted the key from here with forwarding to anywhere.
+    'fe80::1%x,127.0.0.1",port-forwarding,permitopen="*:*',
+    # ... or from every host, and a known_hosts pattern matching every host.
+    "fe80::1%x,*",
+    "127.0.0.1\n",
+])
+def test_a_hostile_peer_address_changes_nothing_and_sshd_still_refuses(lab, loaders, address):
+    before = {path: path.read_bytes() for path in (lab.authorized, lab.known_hosts)}
+    peers = {lab.minion_id: {"address": address, "port": lab.port}}
+    ret = loaders.states.xen_migrate.trusted(**dict(lab.trust, peers=peers))
+    assert ret.result is False
+    assert ret.changes == {}
+    assert ret.comment.startswith(f"peers.{lab.minion_id}.address: {address!r} ")
+    assert {path: path.read_bytes() for path in before} == before
+    # sshd reads the one entry it had: forwarding is still refused, the forced
+    # command still runs, and ssh still finds only this host in known_hosts.
+    proc, argv = lab.run("", ssh_options=f" -W 127.0.0.1:{lab.port}")
+    assert proc.returncode == 255
+    assert "administratively prohibited" in proc.stderr.decode()
+    proc, argv = lab.run("xl migrate-receive", stdin=b"x")
+    assert (proc.returncode, argv, proc.stdout) == (0, ["migrate-receive"], b"x")
+    found = subprocess.run(["ssh-keygen", "-F", "other.example.org", "-f",
+                            str(lab.known_hosts)], capture_output=True, check=False)
+    assert found.returncode == 1

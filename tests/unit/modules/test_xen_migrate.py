@@ -8,7 +8,7 @@ import stat
 import subprocess
 
 import pytest
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.support.commands import Commands
 from tests.support.loader import functions
@@ -158,3 +158,12 @@ def test_every_public_function_has_a_cli_example():
     assert "xen_migrate.public_keys" in public
     for name, function in public.items():
         assert "CLI Example:" in (function.__doc__ or ""), name
+
+
+def test_repair_key_refuses_a_mode_that_is_not_a_switch(tmp_path):
+    path = tmp_path / "key"
+    xen_migrate.create_key(str(path))
+    path.chmod(0o644)
+    with pytest.raises(SaltInvocationError, match="^mode: 'false' is not true or false"):
+        xen_migrate.repair_key(str(path), mode="false")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -1,6 +1,7 @@
 """The xm execution module with a mocked loader: toolstack choice, the cached
 listing and the commands it runs."""
 
+import re
 from unittest.mock import patch
 
 import pytest
@@ -208,3 +209,32 @@ def test_every_public_function_documents_a_cli_example():
     assert "list_domains" in public
     for name in public:
         assert "CLI Example:" in (getattr(xm, name).__doc__ or ""), name
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    # Old code: accepted, and xl's sh -c ran the zone id's $(...) on this dom0.
+    ({"host": "fe80::1%$(reboot)"}, "host: 'fe80::1%$(reboot)' is an IPv6 address with a zone"),
+    ({"host": "dom0-b\n"}, "host: 'dom0-b\\n' is not a host name or address"),
+    # Old code: accepted; sh ended the command at the newline and ran HOST here.
+    ({"ssh_command": "ssh -o BatchMode=yes\n"}, "ssh_command: 'ssh -o BatchMode=yes\\n' is not"),
+    # Old code: "abc" ran xl migrate and ended in a traceback; -1 started it and killed it.
+    ({"timeout": "abc"}, "timeout: 'abc' is not a whole number of seconds from 1 to 86400"),
+    ({"timeout": -1}, "timeout: -1 is not a whole number of seconds from 1 to 86400"),
+    ({"timeout": 0}, "timeout: 0 is not a whole number of seconds from 1 to 86400"),
+    ({"timeout": 10**9}, "timeout: 1000000000 is not a whole number of seconds from 1 to 86400"),
+    ({"live": "false"}, "live: 'false' is not true or false"),
+])
+def test_migrate_arguments_are_checked_before_any_command(installed, commands, arguments,
+                                                          message):
+    installed.add("xl")
+    arguments = dict({"name": "g", "host": "dom0-b"}, **arguments)
+    with pytest.raises(SaltInvocationError, match=re.escape(message)):
+        xm.migrate(**arguments)
+    assert commands.calls == []
+
+
+def test_a_migrate_timeout_reaches_the_command(installed, commands):
+    installed.add("xl")
+    xm.migrate("g", "dom0-b", timeout="600", toolstack="xl")
+    assert (commands.calls[-1]["argv"], commands.calls[-1]["timeout"]) == (
+        ["xl", "migrate", "g", "dom0-b"], 600)

@@ -471,8 +471,8 @@ def test_test_mode_predicts_a_migration(salt_mods, moving):
 @pytest.mark.parametrize(("extra", "comment"), [
     ({"to": "dom0-c"}, "to: 'dom0-c' is not one of the dom0s of g (dom0-a, dom0-b): nothing moved"),
     ({"to": "dom0-a"}, "to: 'dom0-a' is this dom0: g would migrate onto itself: nothing moved"),
-    ({"to": ""}, "to: '' is not a minion id"),
-    ({"to": None}, "to: None is not a minion id"),
+    ({"to": ""}, "to: '' is not a minion id ([A-Za-z0-9_.-]+): nothing moved"),
+    ({"to": None}, "to: None is not a minion id ([A-Za-z0-9_.-]+): nothing moved"),
 ])
 def test_a_bad_target_moves_nothing(salt_mods, moving, extra, comment):
     ret = _migrate(**extra)
@@ -620,3 +620,61 @@ def test_a_guest_not_received_is_an_error(salt_mods, dom0s, here, there, comment
     assert ret == {"name": "g", "result": False, "changes": {}, "comment": comment}
     salt_mods["mine.send"].assert_not_called()
     salt_mods["xm.destroy"].assert_not_called()
+
+
+# --- the arguments of a migration, checked before anything is asked or run ---------------
+
+
+@pytest.mark.parametrize(("extra", "comment"), [
+    # sh -c runs "exec SSH HOST xl migrate-receive": a zone id would be run here.
+    ({"address": "fe80::1%$(reboot)"},
+     "address: 'fe80::1%$(reboot)' is an IPv6 address with a zone id"),
+    ({"address": "fe80::1%eth0"}, "address: 'fe80::1%eth0' is an IPv6 address with a zone id"),
+    ({"address": "dom0-b\n"}, "address: 'dom0-b\\n' is not a host name or address"),
+    ({"address": "dom0-b;id"}, "address: 'dom0-b;id' is not a host name or address"),
+    ({"address": "root\n@dom0-b"}, "address: 'root\\n@dom0-b' is not a host name or address"),
+    ({"to": "dom0_b"}, "to: 'dom0_b' is not a host name or address"),
+    ({"to": "dom0-b\n"}, "to: 'dom0-b\\n' is not a minion id"),
+    ({"ssh_command": "ssh -o BatchMode=yes\n"}, "ssh_command: 'ssh -o BatchMode=yes\\n' is not"),
+    ({"other_dom0s": "dom0-b"}, "other_dom0s: 'dom0-b' is not a list of minion ids"),
+    ({"dom0s": "dom0-a dom0-b"}, "dom0s: 'dom0-a dom0-b' is not a list of minion ids"),
+    ({"dom0s": []}, "dom0s: [] is not a non-empty list of minion ids"),
+    ({"dom0s": ["dom0-a", "dom0 b"]}, "dom0s[1]: 'dom0 b' is not a minion id"),
+    ({"timeout": "abc"}, "timeout: 'abc' is not a whole number of seconds from 1 to 86400"),
+    ({"timeout": -1}, "timeout: -1 is not a whole number of seconds from 1 to 86400"),
+    ({"timeout": 0}, "timeout: 0 is not a whole number of seconds from 1 to 86400"),
+    ({"timeout": 86401}, "timeout: 86401 is not a whole number of seconds from 1 to 86400"),
+    ({"timeout": True}, "timeout: True is not a whole number of seconds"),
+    ({"timeout": 1.5}, "timeout: 1.5 is not a whole number of seconds"),
+])
+def test_bad_migration_arguments_ask_and_run_nothing(salt_mods, moving, extra, comment):
+    ret = _migrate(**extra)
+    assert ret["result"] is False
+    assert ret["changes"] == {}
+    assert ret["comment"].startswith(comment), ret["comment"]
+    assert ret["comment"].endswith(": nothing moved")
+    for function in ("xm.migrate", "xm.list_domains", "mine.get", "mine.send"):
+        salt_mods[function].assert_not_called()
+    assert "g" in moving.here
+
+
+def test_a_timeout_in_digits_is_taken(salt_mods, moving, clock):
+    ret = _migrate(timeout="600")
+    assert ret["result"] is True
+    assert salt_mods["xm.migrate"].call_args.kwargs["timeout"] == 600
+
+
+@pytest.mark.parametrize(("extra", "comment"), [
+    # A string was read character by character: "the guest runs here".
+    ({"other_dom0s": "dom0-b"}, "other_dom0s: 'dom0-b' is not a list of minion ids"),
+    ({"other_dom0s": ["dom0-b\n"]}, "other_dom0s[0]: 'dom0-b\\n' is not a minion id"),
+    ({"source": "dom0-b;id"}, "source: 'dom0-b;id' is not a minion id"),
+])
+def test_bad_received_arguments_ask_nothing(salt_mods, dom0s, extra, comment):
+    dom0s.here["g"] = domain()
+    dom0s.mined["dom0-b"]["g"] = domain()  # it runs there too
+    ret = xen_guest.received("g", **dict({"other_dom0s": ["dom0-b"]}, **extra))
+    assert ret["result"] is False
+    assert ret["comment"].startswith(comment), ret["comment"]
+    for function in ("xm.list_domains", "mine.get", "mine.send"):
+        salt_mods[function].assert_not_called()

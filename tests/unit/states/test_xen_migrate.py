@@ -534,3 +534,29 @@ def test_a_file_is_written_in_a_private_directory_keeping_an_existing_mode(tmp_p
         write("c\n", current="a\n")
     assert path.read_text() == "b\n"
     assert write("b\n", mode=0o755, current="b\n", exact_mode=True) == 0o755
+
+
+@pytest.mark.parametrize("address", [
+    # Old code: written; sshd then read port-forwarding and permitopen as options of
+    # the peer's key, a from= of every host, or a second, unrestricted key line.
+    'fe80::1%",port-forwarding,permitopen="*:*',
+    "fe80::1%x,*",
+    'fe80::1%"\nssh-ed25519 ' + blob() + " attacker\n#",
+    "dom0-b\n",
+])
+@pytest.mark.usefixtures("published")
+def test_a_hostile_peer_address_fails_and_nothing_is_written(files, mine, address):
+    files.trusted(PEERS)
+    before = files.snapshot()
+    ret = files.trusted(dict(PEERS, **{"dom0-b": address}))
+    assert ret["result"] is False
+    assert ret["changes"] == {}
+    assert ret["comment"].startswith(f"peers.dom0-b.address: {address!r} ")
+    assert files.snapshot() == before
+
+
+def test_key_refuses_a_publish_that_is_not_a_switch(mine, tmp_path):
+    ret = migrate_state.key(str(tmp_path / "key"), publish="no")
+    assert ret["result"] is False
+    assert ret["comment"] == "publish: 'no' is not true or false"
+    assert not (tmp_path / "key").exists()

@@ -144,3 +144,37 @@ def test_an_evacuation_sends_each_guest_home_or_to_its_next_dom0():
     with pytest.raises(SaltInvocationError,
                        match="^evacuate: no guest with another dom0 runs on 'dom0-c'"):
         placement.evacuation(placement.evacuees(guests, "dom0-c"), "dom0-c", said)
+
+
+# --- the arguments of a migration (issue 19) ---------------------------------------------
+
+
+def test_check_migration_returns_the_checked_arguments():
+    assert placement.check_migration("dom0-b", None, ["dom0-a", "dom0-b"], ("dom0-b",), "60",
+                                     None) == {
+        "to": "dom0-b", "host": "dom0-b", "address": None, "dom0s": ["dom0-a", "dom0-b"],
+        "other_dom0s": ["dom0-b"], "timeout": 60, "ssh_command": None}
+    assert placement.check_migration("dom0_b", "192.0.2.11")["host"] == "192.0.2.11"
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"to": "dom0-b", "other_dom0s": "dom0-b"}, "other_dom0s: 'dom0-b' is not a list"),
+    ({"to": "dom0-b", "dom0s": "dom0-a,dom0-b"}, "dom0s: 'dom0-a,dom0-b' is not a list"),
+    ({"to": "dom0-b", "dom0s": ["dom0-a", None]}, "dom0s[1]: None is not a minion id"),
+    ({"to": "dom0-b\n"}, "to: 'dom0-b\\n' is not a minion id"),
+    ({"to": "dom0-b", "address": "fe80::1%$(reboot)"}, "address: 'fe80::1%$(reboot)' is an "),
+    ({"to": "dom0-b", "timeout": -1}, "timeout: -1 is not a whole number of seconds"),
+    ({"to": "dom0-b", "ssh_command": "ssh\n"}, "ssh_command: 'ssh\\n' is not"),
+])
+def test_check_migration_refuses(arguments, message):
+    with pytest.raises(SaltInvocationError) as err:
+        placement.check_migration(**arguments)
+    assert str(err.value).startswith(message)
+
+
+def test_check_dom0s():
+    assert placement.check_dom0s(None) is None
+    assert placement.check_dom0s(("a", "b")) == ["a", "b"]
+    for bad in ("ab", b"ab", {"a": 1}, 3, ["a b"], ["a\n"]):
+        with pytest.raises(SaltInvocationError, match=r"^dom0s"):
+            placement.check_dom0s(bad)

@@ -74,3 +74,9 @@ def test_what_is_not_a_private_key_is_refused_naming_the_file(data):
     with pytest.raises(CommandExecutionError, match=(
             r"^/k is not an OpenSSH private key \(ssh-keygen's openssh-key-v1 format\)")):
         ssh_keys.private_public(data, "/k")
+
+
+def test_a_comment_ending_in_a_line_end_is_refused():
+    for comment in ("xen-nfsroot-migrate@dom0-b\n", "a\nb"):
+        with pytest.raises(SaltInvocationError, match="^comment: "):
+            ssh_keys.check_comment(comment)

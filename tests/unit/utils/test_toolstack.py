@@ -3,8 +3,11 @@ outputs, the state letters, and the checks of a migration's target."""
 
 import json
 import re
+import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from salt.exceptions import SaltInvocationError
 
 from tests.support import SPECIMENS
@@ -148,3 +151,98 @@ def test_ssh_command_holds_option_words_only():
     for bad in ("ssh; rm", "ssh $(id)", "ssh\n-x", 3):
         with pytest.raises(SaltInvocationError, match="^ssh_command: "):
             toolstack.check_ssh_command(bad)
+
+
+# --- the migration target as sh -c and ssh read it (issue 19) -----------------------------
+
+# What xl runs on the source dom0 (tools/xl/xl_migrate.c): "exec SSH HOST xl
+# migrate-receive" through sh -c. The real sh is the reader: a target it
+# accepts must reach it as exactly one word, unchanged, and run nothing.
+PRINT_WORDS = 'printf "%s\\n" "$@"'
+
+
+def sh_words(text):
+    """The words sh makes of text, as the arguments of a command (nothing run
+    but printf: sh -c 'exec printf ... TEXT')."""
+    proc = subprocess.run(["sh", "-c", f"set -- {text}; {PRINT_WORDS}"], capture_output=True,
+                          text=True, timeout=10, check=False, cwd="/")
+    return proc.returncode, proc.stdout.splitlines(), proc.stderr
+
+
+@pytest.mark.parametrize("host", [
+    # Old code: accepted (Python's address parser takes any zone id), and sh ran $(...).
+    "fe80::1%$(reboot)", "fe80::1%`reboot`", "fe80::1%;reboot", "fe80::1%eth0",
+    "fe80::1%\nreboot", "fe80::1% -oProxyCommand=x",
+    # Old code: accepted (the regexes' $ matches before a final newline).
+    "dom0-b\n", "root\n@dom0-b",
+    "dom0-b*", "dom0-b,dom0-c", "[::1]", "10.0.0.300", "root@@dom0-b", "a" * 33 + "@dom0-b",
+])
+def test_hostile_migrate_targets_are_refused(host):
+    with pytest.raises(SaltInvocationError, match=r"^host: .* (is not a host name or "
+                                                  r"address|is an IPv6 address with a zone id)"):
+        toolstack.check_migrate_host(host)
+
+
+def test_a_zone_id_is_refused_with_its_reason():
+    with pytest.raises(SaltInvocationError, match=re.escape(
+            "address: 'fe80::1%eth0' is an IPv6 address with a zone id (%...): not accepted")):
+        toolstack.check_host("fe80::1%eth0", "address")
+
+
+HOSTILE = st.text(alphabet=st.sampled_from(list("ab0-.:@%$();`'\"\\ \t\n*?![],=|&<>~#{}/_")),
+                  max_size=24)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(HOSTILE, st.builds(lambda tail: "fe80::1%" + tail, HOSTILE),
+                 st.builds(lambda head: head + "@dom0-b", HOSTILE)))
+def test_a_target_sh_would_read_as_syntax_never_passes(host):
+    try:
+        toolstack.check_migrate_host(host)
+    except SaltInvocationError:
+        return
+    code, words, err = sh_words(host)
+    assert (code, words, err) == (0, [host], "")
+
+
+def test_accepted_targets_reach_sh_as_one_word():
+    for host in ("dom0-b", "root@dom0-b", "10.0.0.2", "2001:db8::2", "::ffff:192.0.2.1",
+                 "dom0-b.example.org"):
+        assert toolstack.check_migrate_host(host) == host
+        assert sh_words(host) == (0, [host], "")
+
+
+@pytest.mark.parametrize("command", [
+    # Old code: accepted; sh then ran HOST (a host named "reboot") as a command here.
+    "ssh -o BatchMode=yes\n", "ssh\n", "", "   ", "ssh -o A=$(id)", "ssh 'x'",
+])
+def test_hostile_ssh_commands_are_refused(command):
+    with pytest.raises(SaltInvocationError, match="^ssh_command: "):
+        toolstack.check_ssh_command(command)
+
+
+@settings(max_examples=200, deadline=None)
+@given(HOSTILE)
+def test_an_ssh_command_passes_only_as_plain_words(command):
+    try:
+        toolstack.check_ssh_command("ssh " + command)
+    except SaltInvocationError:
+        return
+    assert sh_words("ssh " + command) == (0, ("ssh " + command).split(), "")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, None), (1, 1), (300, 300), ("600", 600), (" 60 ", 60), (86400, 86400)])
+def test_seconds_accepted(value, expected):
+    assert toolstack.check_seconds(value) == expected
+
+
+@pytest.mark.parametrize("value", [
+    "abc", "", "1.5", 1.5, -1, "-1", 0, "0", 86401, 10**12, True, False, [60], "²", "60s"])
+def test_seconds_refused_naming_the_field_and_value(value):
+    with pytest.raises(SaltInvocationError, match=re.escape(
+            f"timeout: {value!r} is not a whole number of seconds from 1 to 86400")):
+        toolstack.check_seconds(value)
+    assert toolstack.check_seconds(7200, ceiling=7200) == 7200
+    with pytest.raises(SaltInvocationError, match="from 1 to 60$"):
+        toolstack.check_seconds(61, "shutdown_timeout", ceiling=60)

@@ -6,6 +6,8 @@ import os
 import subprocess
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from salt.exceptions import SaltInvocationError
 
 from tests.unit.utils.test_ssh_keys import blob, key_line
@@ -361,3 +363,100 @@ def test_key_comment_names_the_minion():
     assert trust.key_comment("dom0-b") == "xen-nfsroot-migrate@dom0-b"
     with pytest.raises(SaltInvocationError, match="minion id: 'a b' is not a minion id"):
         trust.key_comment("a b")
+
+
+# ---------------------------------------------------------------------------
+# Hostile peer addresses (issue 19): sshd's from= and ssh's known_hosts are
+# the readers; ssh-keygen reads both formats as sshd and ssh do.
+# ---------------------------------------------------------------------------
+
+ATTACKER = key_line("attacker", seed=9)
+HOSTILE_ADDRESSES = [
+    # Old code: all accepted (any text after % is an IPv6 zone id to Python).
+    'fe80::1%",port-forwarding,permitopen="*:*',   # forwarding back on
+    'fe80::1%x,*',                                 # from= and known_hosts: every host
+    'fe80::1%"\n' + ATTACKER + "\n#",              # a second, unrestricted key
+    'fe80::1%eth0 ',
+    "fe80::1%eth0",
+    # Old code: accepted (the host name regex's $ matches before a final newline).
+    "dom0-b\n",
+    "dom0-b,*", "*", "dom0-?", "!dom0-b", "[dom0-b]:22", '"dom0-b"', "dom0 b", "",
+]
+
+
+@pytest.mark.parametrize("address", HOSTILE_ADDRESSES)
+def test_hostile_peer_addresses_are_refused_by_every_renderer(address):
+    with pytest.raises(SaltInvocationError, match=r"^address: "):
+        trust.check_address(address)
+    with pytest.raises(SaltInvocationError, match=r"^address: "):
+        trust.authorized_line(key_line(), address)
+    with pytest.raises(SaltInvocationError, match=r"^peers\.dom0-b\.address: "):
+        trust.plan_known_hosts({"dom0-b": {"address": address, "host_keys": [key_line()]}})
+    with pytest.raises(SaltInvocationError, match=r"^peers\.dom0-b\.address: "):
+        trust.check_peers({"dom0-b": address})
+
+
+@pytest.mark.parametrize("peer", ["dom0-b\n", "dom0-b\nssh-ed25519", "dom0 b", "*"])
+def test_hostile_peer_ids_are_refused(peer):
+    with pytest.raises(SaltInvocationError, match="minion id"):
+        trust.check_peers({peer: "192.0.2.11"})
+    with pytest.raises(SaltInvocationError, match="minion id"):
+        trust.plan_authorized("", {peer: {"key": key_line(), "address": "192.0.2.11"}})
+    with pytest.raises(SaltInvocationError, match="minion id"):
+        trust.plan_known_hosts({peer: {"address": "192.0.2.11", "host_keys": [key_line()]}})
+
+
+@pytest.mark.parametrize("port", ["²", "22\n", " 22", "-22", "0", 0, 65536, "abc", True, 22.0])
+def test_hostile_ports_are_refused(port):
+    with pytest.raises(SaltInvocationError, match=r"is not a TCP port \(1-65535\)"):
+        trust.check_port(port)
+
+
+def _keys_sshd_reads(tmp_path, text):
+    """The keys ssh-keygen (sshd's own authorized_keys reader, options and
+    all) finds in an authorized_keys text: one fingerprint line per key."""
+    path = tmp_path / "authorized_keys"
+    path.write_text(text)
+    proc = subprocess.run(["ssh-keygen", "-l", "-f", str(path)], capture_output=True, text=True,
+                          check=False)
+    return proc.stdout.splitlines()
+
+
+def _known_hosts_match(tmp_path, text, host):
+    """The lines ssh's known_hosts lookup (ssh-keygen -F) matches for host."""
+    path = tmp_path / "known_hosts"
+    path.write_text(text)
+    proc = subprocess.run(["ssh-keygen", "-F", host, "-f", str(path)], capture_output=True,
+                          text=True, check=False)
+    return [line for line in proc.stdout.splitlines() if not line.startswith("#")]
+
+
+ADDRESS_TEXT = st.text(alphabet=st.sampled_from(list("af019.:-%\"',*?![] \t\n=#\\")),
+                       max_size=20)
+ADDRESSES = st.one_of(ADDRESS_TEXT, st.builds(lambda tail: "fe80::1%" + tail, ADDRESS_TEXT),
+                      st.sampled_from(["192.0.2.11", "2001:db8::b", "dom0-b.example.org",
+                                       "::ffff:192.0.2.1", "fe80::1"]))
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(address=ADDRESSES, port=st.sampled_from([22, 2222]))
+def test_a_peer_address_is_one_pattern_or_refused(tmp_path, address, port):
+    try:
+        line = trust.authorized_line(key_line(), address, WRAPPER, "xen-nfsroot-migrate@dom0-b")
+        known = trust.plan_known_hosts({"dom0-b": {"address": address, "port": port,
+                                                   "host_keys": [key_line("root@b", seed=2)]}})
+    except SaltInvocationError as err:
+        assert str(err).startswith(("address: ", "peers.dom0-b.address: "))
+        return
+    canonical = trust.check_address(address)
+    # authorized_keys: exactly these options, from= one element, one key.
+    assert line == (f'restrict,from="{canonical}",command="{WRAPPER}" '
+                    f"{key_line('xen-nfsroot-migrate@dom0-b')}")
+    assert not set(canonical) & set('",*?![] \t\n%')
+    assert len(_keys_sshd_reads(tmp_path, line + "\n")) == 1
+    # known_hosts: the peer is found by the host ssh looks up, nothing else is.
+    host = canonical if port == 22 else f"[{canonical}]:{port}"
+    assert len(_known_hosts_match(tmp_path, known, host)) == 1
+    assert _known_hosts_match(tmp_path, known, "other.example.org") == []
+    assert _known_hosts_match(tmp_path, known, "192.0.2.99") == []
