@@ -14,14 +14,16 @@ import re
 
 from salt.exceptions import SaltInvocationError
 
+# Every pattern ends in \Z, never $: $ also matches before a final newline,
+# which would let "name\n" through to a command line or a file.
 #: Xen's rule for domain names (xm's check; xl accepts the same).
-DOMAIN_NAME_RE = re.compile(r"^[A-Za-z0-9_.:+-]+$")
+DOMAIN_NAME_RE = re.compile(r"^[A-Za-z0-9_.:+-]+\Z")
 #: Salt minion ids as they may appear in a target: no glob or compound syntax.
-MINION_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+MINION_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+\Z")
 #: RFC 1123 host names (labels of letters, digits and inner hyphens).
 HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+    r"^(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
 )
 #: ASCII control characters: never part of a value the formula writes.
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")

@@ -72,3 +72,10 @@ def test_absolute_paths():
             values.check_absolute_path(path, "config_dir", normalised=True)
     with pytest.raises(SaltInvocationError, match="below /"):
         values.check_absolute_path("/", "nfs_root", normalised=True, below_root=True)
+
+
+def test_a_final_newline_is_never_part_of_a_valid_value():
+    for check in (values.check_domain_name, values.check_minion_id):
+        with pytest.raises(SaltInvocationError):
+            check("dom0-b\n", "field")
+    assert not values.is_hostname("nfs1\n")
