@@ -9,7 +9,10 @@ library's (:mod:`xen_nfsroot_lib.console`). A boot is judged only by what it
 wrote: the log is read from its size at ``xl create`` on.
 """
 
+import errno
 import os
+import shutil
+import stat
 import time
 
 import salt.utils.path
@@ -38,10 +41,37 @@ def __virtual__():
 # ---------------------------------------------------------------------------
 
 
+#: How a console log is opened: never through a symbolic link, never waiting
+#: on a FIFO's writer, never taking a terminal.
+_LOG_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def _open_log(path):
+    """A console log opened for reading, or None when there is none; a
+    symbolic link, FIFO, device, socket or directory is refused (checked on
+    the descriptor itself)."""
+    try:
+        fd = os.open(path, _LOG_OPEN)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise CommandExecutionError(
+                f"console log {path} is a symbolic link: refusing to follow it") from None
+        raise CommandExecutionError(f"cannot read {path}: {err.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise CommandExecutionError(
+            f"console log {path} is {files.describe(mode)}, not a regular file: "
+            "refusing to read it")
+    return os.fdopen(fd, "rb")
+
+
 def size(path):
     """
     The size of a console log now (0 when there is none): where the next
-    boot's output will start.
+    boot's output will start. A log that is not a regular file is refused.
 
     CLI Example:
 
@@ -49,16 +79,17 @@ def size(path):
 
         salt dom0-a guest_console.size /var/log/xen/console/guest-XenGuest.log
     """
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
+    handle = _open_log(path)
+    if handle is None:
         return 0
+    with handle:
+        return os.fstat(handle.fileno()).st_size
 
 
 def read(path, offset=0):
     """
     What a console log holds from ``offset`` on (at most 4 MiB), as text;
-    None when there is no log.
+    None when there is no log. A log that is not a regular file is refused.
 
     CLI Example:
 
@@ -66,12 +97,13 @@ def read(path, offset=0):
 
         salt dom0-a guest_console.read /var/log/xen/console/guest-XenGuest.log
     """
+    handle = _open_log(path)
+    if handle is None:
+        return None
     try:
-        with open(path, "rb") as handle:
+        with handle:
             handle.seek(offset)
             data = handle.read(MAX_READ)
-    except FileNotFoundError:
-        return None
     except OSError as err:
         raise CommandExecutionError(f"cannot read {path}: {err.strerror}") from None
     return data.decode("utf-8", "backslashreplace")
@@ -134,7 +166,10 @@ def _record_path(name):
 def last_failure(name):
     """
     The last failed boot of ``name`` on this dom0: ``{"fingerprint",
-    "time", "comment"}``, or None.
+    "time", "comment"[, "domain_id"]}`` (``domain_id``: the failed domain
+    kept running), or None. A record this formula did not write (not JSON,
+    a number, a list, a key missing, a directory or a link in its place) is
+    ``{"invalid": what is wrong}``; recording or clearing replaces it.
 
     CLI Example:
 
@@ -142,13 +177,38 @@ def last_failure(name):
 
         salt dom0-a guest_console.last_failure XenGuest
     """
-    return consoles.parse_failure(files.read(_record_path(name)))
+    path = _record_path(name)
+    try:
+        if os.path.islink(path):  # the cache's own files: never through a link
+            return {"invalid": f"{path} is a symbolic link"}
+        data = files.read(path)
+    except CommandExecutionError as err:
+        return {"invalid": str(err)}
+    record, problem = consoles.check_failure(data)
+    return {"invalid": f"{path} {problem}"} if problem else record
 
 
-def record_failure(name, fingerprint, comment):
+def _clear_the_way(path):
+    """Remove what stands where a record goes and is no record file (a
+    directory, a link, a FIFO, a file with other names); True if it did."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(info.st_mode):
+        shutil.rmtree(path)
+    elif not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+        os.unlink(path)
+    else:
+        return False
+    return True
+
+
+def record_failure(name, fingerprint, comment, domain_id=None):
     """
     Remember that ``name`` failed to boot with the config and kernel whose
-    ``fingerprint`` is given, and why.
+    ``fingerprint`` is given, and why (``domain_id``: the failed domain, when
+    it is kept running).
 
     CLI Example:
 
@@ -156,14 +216,17 @@ def record_failure(name, fingerprint, comment):
 
         salt dom0-a guest_console.record_failure XenGuest 0123abcd 'kernel panic'
     """
-    record = consoles.failure_record(fingerprint, comment)
-    files.write(_record_path(name), consoles.render_failure(record), makedirs=True)
+    record = consoles.failure_record(fingerprint, comment, domain_id=domain_id)
+    path = _record_path(name)
+    _clear_the_way(path)
+    files.write(path, consoles.render_failure(record), makedirs=True)
     return record
 
 
 def clear_failure(name):
     """
-    Forget the last failed boot of ``name``; True if there was one.
+    Forget the last failed boot of ``name`` (whatever stands in its
+    record's place); True if there was one.
 
     CLI Example:
 
@@ -171,7 +234,8 @@ def clear_failure(name):
 
         salt dom0-a guest_console.clear_failure XenGuest
     """
-    return files.remove(_record_path(name))
+    path = _record_path(name)
+    return _clear_the_way(path) or files.remove(path)
 
 
 # ---------------------------------------------------------------------------

@@ -126,7 +126,7 @@ def _act(name, plan, ret, options):
     if guest["new"] == "restarted":
         if _stop(name, options["shutdown_timeout"], toolstack, domain_state):
             guest["destroyed"] = True
-    elif domain_state in DEAD:
+    elif domain_state in (*DEAD, boot.FAILED):
         __salt__["xm.destroy"](name, toolstack=toolstack)
     log = console.log_path(name, options["console_dir"])
     offset = __salt__["guest_console.size"](log)
@@ -151,19 +151,42 @@ def _look(name, kernel, settings, options):
 def _apply_running(name, kernel, settings, options, force_restart=False):
     """Shared by running and mod_watch; ``options`` holds the state's options
     (config_dir, toolstack, restart_on_change, shutdown_timeout and the boot
-    checks')."""
+    checks'). A failure record the formula did not write is said and replaced."""
     looked = _look(name, kernel, settings, options)
     if isinstance(looked, dict):
         return looked
+    try:
+        failure = __salt__["guest_console.last_failure"](name)
+        if failure and "invalid" in failure and not __opts__["test"]:
+            __salt__["guest_console.clear_failure"](name)
+        fingerprint = boot.fingerprint(looked[1], kernel, settings.get("ramdisk"))
+    except ERRORS as err:
+        return dict(_ret(name), result=False, comment=str(err))
+    options = dict(options, on_crash=settings.get("on_crash") or "destroy")
+    ret = _running_here(name, (kernel, settings, failure, fingerprint), looked, options,
+                        force_restart)
+    ret["comment"] += boot.record_note(failure, __opts__["test"])
+    return ret
+
+
+def _running_here(name, guest, looked, options, force_restart):
+    """guest: (kernel, settings, failure record, fingerprint). A failed boot
+    whose domain still runs stays failed until its fingerprint changes or retry."""
+    kernel, settings, failure, fingerprint = guest
     path, wanted, current, domain_state = looked
     ret = _ret(name)
+    kept = (failure or {}).get("domain_id")  # the failed domain, kept running
+    if kept is not None and domain_state in RUNNING and kept == _domain_id(name, options):
+        refusal = boot.failed_before(name, failure, fingerprint, options["retry"], True)
+        if refusal:
+            return dict(ret, result=False, comment=refusal)
+        domain_state = boot.FAILED
     config = boot.config_change(path, current, wanted)
     ret["changes"], future, past, note = boot.plan(name, domain_state, config,
                                                    options["restart_on_change"], force_restart)
     elsewhere = _elsewhere(name, domain_state, options, "guest" in ret["changes"])
     if elsewhere is not None or not ret["changes"]:
         return _settled(name, elsewhere, (path, wanted, config, domain_state), ret)
-    fingerprint = boot.fingerprint(wanted, kernel, settings.get("ramdisk"))
     refused = _before_acting(name, (kernel, settings, fingerprint), options, ret)
     if refused:
         return refused
@@ -305,23 +328,51 @@ def _before_acting(name, guest, options, ret):
     return None
 
 
+def _domain_id(name, options):
+    """The id of the domain ``name`` up on this dom0 now (this run's listing)."""
+    return (__salt__["xm.list_domains"](toolstack=options["toolstack"]).get(name) or {}).get("id")
+
+
+def _after_failure(name, options, guest, ret):
+    """A failed boot's domain still up (an initramfs retrying or in its shell) is
+    destroyed unless on_crash: preserve keeps it. Returns the id of one kept."""
+    domain = __salt__["xm.list_domains"](toolstack=options["toolstack"], fresh=True).get(name)
+    if not domain or domain["state"] not in RUNNING:
+        return None
+    error = None
+    if options["on_crash"] != "preserve":
+        try:
+            __salt__["xm.destroy"](name, toolstack=options["toolstack"])
+            guest["destroyed"] = True
+        except ERRORS as err:
+            error = err
+    ret["comment"] += boot.failed_domain(name, options["on_crash"], error)
+    return None if guest.get("destroyed") else domain["id"]
+
+
 def _prove(name, started, options, ret, fingerprint):
     """Watch the boot: its console's evidence or failure into ret."""
     if not options["boot_timeout"]:
         ret["comment"] += " (not watched: boot_timeout is 0)"
         return
     log, offset = started
-    seen = __salt__["guest_console.watch"](
-        name, log, offset, timeout=options["boot_timeout"], marker=options["boot_marker"],
-        toolstack=options["toolstack"])
     guest = ret["changes"]["guest"]
+    try:
+        seen = __salt__["guest_console.watch"](
+            name, log, offset, timeout=options["boot_timeout"], marker=options["boot_marker"],
+            toolstack=options["toolstack"])
+    except ERRORS as err:
+        ret["result"] = False
+        ret["comment"] += f", but its boot could not be watched: {err}"
+        return
     failure, told = boot.proof(seen, log)
     ret["comment"] += told
     if failure:
         ret["result"] = False
         guest["new"] = "failed"
         guest["failure"] = failure
-        __salt__["guest_console.record_failure"](name, fingerprint, failure)
+        kept = _after_failure(name, options, guest, ret)
+        __salt__["guest_console.record_failure"](name, fingerprint, failure, domain_id=kept)
         return
     __salt__["guest_console.clear_failure"](name)
     if seen["verdict"] == "mounted":

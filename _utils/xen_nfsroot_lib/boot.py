@@ -19,6 +19,9 @@ from xen_nfsroot_lib.placement import RUNNING
 
 #: Domain states Xen keeps after the guest stopped: destroyed before a boot.
 DEAD = ("shutdown", "crashed")
+#: A domain still up whose boot failed (``on_crash: preserve`` kept it):
+#: destroyed before it is booted again.
+FAILED = "failed"
 
 
 def sentence(text):
@@ -82,7 +85,7 @@ def plan(name, domain_state, config, restart_on_change, force_restart):
         past.append(f"{config['action']} the config {config['path']}")
     if not live:
         changes["guest"] = {"old": domain_state, "new": "running"}
-        if domain_state in DEAD:
+        if domain_state in (*DEAD, FAILED):
             future.append(f"destroy the {domain_state} domain {name} and boot it again")
             past.append(f"destroyed the {domain_state} domain {name} and booted it again")
         else:
@@ -120,15 +123,38 @@ def kernel_question(kernel, settings):
     return kernel, settings.get("ramdisk"), dhcp, settings.get("guest_type") or "pv"
 
 
-def failed_before(name, failure, fingerprint_, retry):
+def failed_before(name, failure, fingerprint_, retry, still_running=False):
     """Why a boot is not tried again: it failed before (``failure``, as
     ``guest_console.last_failure`` keeps it) with the same fingerprint, and
-    ``retry`` is not set; or None."""
+    ``retry`` is not set; or None. ``still_running``: the failed domain is
+    still up (kept for inspection)."""
     if failure and failure.get("fingerprint") == fingerprint_ and not retry:
+        kept = (" Its domain still runs, kept for inspection (on_crash: preserve)."
+                if still_running else "")
         return (f"{name} failed to boot with this config and kernel ({failure['time']}): "
-                f"{failure['comment']}. Not booting it again until its config, kernel or "
+                f"{failure['comment']}.{kept} Not booting it again until its config, kernel or "
                 "export changes (or retry: True)")
     return None
+
+
+def failed_domain(name, on_crash, error=None):
+    """What the comment adds of a failed boot's domain that was still up:
+    kept (``on_crash: preserve``), destroyed, or not destroyed (``error``)."""
+    if on_crash == "preserve":
+        return f"; {name} is kept running for inspection (on_crash: preserve)"
+    if error is not None:
+        return f"; it still runs: destroying it failed: {error}"
+    return (f"; destroyed it (on_crash: {on_crash}; on_crash: preserve keeps a failed guest "
+            "for inspection)")
+
+
+def record_note(failure, test):
+    """What a run says of a failure record it could not read
+    (``{"invalid": why}``), or ``""``."""
+    if not failure or "invalid" not in failure:
+        return ""
+    verb = "would be replaced" if test else "removed"
+    return f" (the record of its last failed boot was not readable: {failure['invalid']}; {verb})"
 
 
 def kernel_refusal(name, kernel, verdict):

@@ -65,6 +65,11 @@ PANIC = re.compile(r"Kernel panic - not syncing")
 PRINTK_TIME = re.compile(r"^\[\s*\d+\.\d+\]\s*")
 #: A failure's lines kept for the comment.
 FAILURE_LINES = 8
+#: One word as sh reads it in ``XENCONSOLED_ARGS="..."`` and then unquoted:
+#: nothing sh expands inside double quotes, splits on, or globs.
+SH_WORD_RE = re.compile(r"^[A-Za-z0-9_./,:@%+=-]+$")
+#: The longest console directory (its logs' paths stay far below PATH_MAX).
+MAX_CONSOLE_DIR = 1024
 
 
 # ---------------------------------------------------------------------------
@@ -95,12 +100,29 @@ def check_boot_timeout(value, field="boot_timeout"):
 
 
 def check_console_dir(value, field="console_dir"):
-    """The directory xenconsoled logs guest consoles to (or its settings
-    file): an absolute, normalised path."""
+    """The directory xenconsoled logs guest consoles to: an absolute,
+    normalised path that travels as one word of ``XENCONSOLED_ARGS``.
+
+    Its reader: ``/etc/default/xen`` is sourced by ``sh`` as root, the value
+    inside double quotes (where ``$``, a backquote, ``\\`` and ``"`` are
+    special), then ``$XENCONSOLED_ARGS`` is split on blanks and globbed
+    (``*``, ``?``, ``[``) into xenconsoled's argv. No escape survives both,
+    so only :data:`SH_WORD_RE`'s characters may stand in it, at most
+    :data:`MAX_CONSOLE_DIR` of them.
+    """
     try:
-        return values.check_absolute_path(value, field, normalised=True)
+        values.check_absolute_path(value, field, normalised=True)
     except SaltInvocationError:
         raise values.invalid(field, value, "is not a normalised absolute path") from None
+    if not SH_WORD_RE.match(value):
+        raise values.invalid(
+            field, value,
+            "cannot travel as one word of XENCONSOLED_ARGS (sh sources it, splits it on "
+            "blanks and expands $, quotes, backquotes, backslashes and globs): only letters, "
+            "digits and _ . / , : @ % + = - may stand in it")
+    if len(value) > MAX_CONSOLE_DIR:
+        raise values.invalid(field, value, f"is longer than {MAX_CONSOLE_DIR} characters")
+    return value
 
 
 # ---------------------------------------------------------------------------
@@ -181,11 +203,15 @@ def failure_path(cachedir, name):
     return os.path.join(cachedir, "xen_nfsroot", "boot-failures", f"{name}.json")
 
 
-def failure_record(fingerprint, comment, now=None):
+def failure_record(fingerprint, comment, now=None, domain_id=None):
     """The record of a failed boot: ``{"fingerprint", "comment", "time"}``
-    (``now``, seconds since the epoch, defaults to the present)."""
-    return {"fingerprint": fingerprint, "comment": comment,
-            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))}
+    (``now``, seconds since the epoch, defaults to the present), with
+    ``domain_id`` when the failed domain is kept running."""
+    record = {"fingerprint": fingerprint, "comment": comment,
+              "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))}
+    if domain_id is not None:
+        record["domain_id"] = domain_id
+    return record
 
 
 def render_failure(record):
@@ -193,22 +219,109 @@ def render_failure(record):
     return json.dumps(record) + "\n"
 
 
+def check_failure(data):
+    """The failure record a file holds (text or bytes), checked: ``(record,
+    None)``, ``(None, None)`` when there is none, or ``(None, what is wrong)``
+    when it is not a record this formula wrote (not JSON, not an object, a
+    key missing or not text, a ``domain_id`` that is not a number)."""
+    if data is None:
+        return None, None
+    try:
+        record = json.loads(data)
+    except (ValueError, RecursionError):
+        return None, "is not JSON"
+    if not isinstance(record, dict):
+        return None, f"holds {type(record).__name__} {_short(record)}, not a failure record"
+    for key in ("fingerprint", "comment", "time"):
+        if not isinstance(record.get(key), str):
+            problem = "has no" if key not in record else "has a non-text"
+            return None, f"{problem} {key!r}"
+    domain_id = record.get("domain_id")
+    if domain_id is not None and (isinstance(domain_id, bool) or not isinstance(domain_id, int)):
+        return None, f"has a domain_id that is not a number ({_short(domain_id)})"
+    kept = {key: record[key] for key in ("fingerprint", "comment", "time")}
+    return dict(kept, domain_id=domain_id) if domain_id is not None else kept, None
+
+
+def _short(value):
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def parse_failure(data):
     """The failure record a file holds (text or bytes), or None when there is
-    none or it cannot be read."""
-    if data is None:
-        return None
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
+    none or it is not a record this formula wrote (:func:`check_failure`)."""
+    return check_failure(data)[0]
 
 
 # ---------------------------------------------------------------------------
 # xenconsoled's settings
 # ---------------------------------------------------------------------------
 
-_ARGS_LINE = re.compile(r'^XENCONSOLED_ARGS=(["\']?)(.*)\1\s*$')
+#: The one form of the settings line this formula rewrites: the variable
+#: set alone on its line, double-quoted, single-quoted or bare.
+_ARGS_LINE = re.compile(r"""^XENCONSOLED_ARGS=(?:"([^"]*)"|'([^']*)'|([^\s"']*))[ \t]*$""")
+_ARGS_NAME = re.compile(r"\bXENCONSOLED_ARGS\b")
+
+
+def _refuse(settings, problem):
+    return values.invalid("settings", settings, problem)
+
+
+def _advance(mode, line):
+    """sh's lexer over one line: ``mode`` (quote, escaped, comment, heredoc,
+    previous character) updated in place."""
+    mode["continued"] = False
+    for char in line:
+        if mode["escaped"]:
+            mode["escaped"] = False
+            mode["continued"] = char == "\n"
+        elif mode["comment"]:
+            mode["comment"] = char != "\n"
+        elif mode["quote"] == "'":
+            mode["quote"] = None if char == "'" else "'"
+        elif char == "\\":
+            mode["escaped"] = True
+        elif mode["quote"] == '"':
+            mode["quote"] = None if char == '"' else '"'
+        elif char in "'\"":
+            mode["quote"] = char
+        elif char == "#" and mode["previous"] in " \t\n;&|()":
+            mode["comment"] = True
+        elif char == "<" and mode["previous"] == "<":
+            mode["heredoc"] = True
+        mode["previous"] = char
+
+
+def _shell_states(lines):
+    """Where ``sh`` stands before each of ``lines`` (a sourced file's, with
+    their endings) and after the last: None at the start of a new command,
+    else what is left open (a quote, a line continued by a backslash, a
+    here-document). Quotes, backslashes, comments and here-documents are
+    followed; anything stranger is the admin's to fix."""
+    mode = {"quote": None, "escaped": False, "continued": False, "comment": False,
+            "heredoc": False, "previous": "\n"}
+    for line in [*lines, None]:
+        if mode["heredoc"]:
+            yield "a here-document"
+        elif mode["quote"]:
+            yield f"an unterminated {mode['quote']} quote"
+        elif mode["escaped"] or mode["continued"]:
+            yield "a line continued by a backslash"
+        else:
+            yield None
+        _advance(mode, line or "")
+
+
+def _kept_arguments(value, where):
+    """The words of an existing ``XENCONSOLED_ARGS`` value, each one sh would
+    read as itself; anything else is refused."""
+    words = value.split(" ")
+    for word in words:
+        if word and not SH_WORD_RE.match(word):
+            raise _refuse(where, f"holds {word!r}, which sh would not pass to xenconsoled as "
+                                 "one word as written: fix the line by hand")
+    return [word for word in words if word]
 
 
 def logging_arguments(current, console_dir):
@@ -226,16 +339,38 @@ def plan_logging(text, console_dir=CONSOLE_DIR):
     An ``XENCONSOLED_ARGS`` line is rewritten with its other arguments kept;
     without one, a line is appended; every other line stays as it was.
     Returns ``[new text, old line or None, new line]``.
+
+    What sh would read differently is refused (SaltInvocationError), never
+    written: a directory that is not one word (:func:`check_console_dir`),
+    an existing line that sets the variable some other way (``export``,
+    ``$(...)``, a second assignment) or holds a word that is not plain, and a
+    file that leaves a quote or a continued line open before the line.
     """
     console_dir = check_console_dir(console_dir)
     lines = text.splitlines(keepends=True)
+    states = list(_shell_states(lines))
+    found = None
     for index, line in enumerate(lines):
-        match = _ARGS_LINE.match(line.rstrip("\n"))
-        if match:
-            new = f'XENCONSOLED_ARGS="{logging_arguments(match.group(2), console_dir)}"'
-            ending = "\n" if line.endswith("\n") else ""
-            lines[index] = new + ending
-            return ["".join(lines), line.rstrip("\n"), new]
+        body = line.rstrip("\n")
+        if (states[index] is not None or body.lstrip().startswith("#")
+                or not _ARGS_NAME.search(body)):
+            continue
+        match = _ARGS_LINE.match(body)
+        if not match or found is not None:
+            raise _refuse(body, f"(line {index + 1}) sets XENCONSOLED_ARGS in a way this "
+                                "formula does not rewrite: fix the line by hand")
+        found = index, match
+    if found is not None:
+        index, match = found
+        old = lines[index].rstrip("\n")
+        value = next(group for group in match.groups() if group is not None)
+        kept = _kept_arguments(value, old)
+        new = f'XENCONSOLED_ARGS="{logging_arguments(" ".join(kept), console_dir)}"'
+        lines[index] = new + ("\n" if lines[index].endswith("\n") else "")
+        return ["".join(lines), old, new]
+    if states[-1] is not None:
+        raise _refuse(text[-80:], f"ends inside {states[-1]}: a line appended would not be "
+                                  "read as written; fix the file by hand")
     new = f'XENCONSOLED_ARGS="{logging_arguments("", console_dir)}"'
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"

@@ -74,3 +74,29 @@ def test_logging_state_restarts_only_a_daemon_logging_elsewhere(states, xenconso
                            f"in {settings} and restart xenconsoled")
     assert settings.read_text() == (
         'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console"\n')
+
+
+@pytest.mark.parametrize("name", ["/var/log/$(touch MARK)", "/var/log/xen console",
+                                  '/var/log/x"; touch MARK; "'])
+def test_logging_state_refuses_a_directory_sh_would_misread(states, tmp_path, name):
+    settings = tmp_path / "default-xen"
+    settings.write_text("XENSTORED_ARGS=\n")
+    ret = states.xen_console.logging(name=name, settings_file=str(settings))
+    assert ret.result is False
+    assert ret.changes == {}
+    assert ret.comment.startswith(f"console_dir: {name!r} cannot travel as one word of "
+                                  "XENCONSOLED_ARGS")
+    assert settings.read_text() == "XENSTORED_ARGS=\n"
+
+
+def test_logging_state_writes_what_sh_reads_back(states, tmp_path):
+    settings = tmp_path / "default-xen"
+    settings.write_text('XENCONSOLED_ARGS="--timestamp=all"\n')
+    name = str(tmp_path / "con:sole,logs@x%y+z=1")
+    ret = states.xen_console.logging(name=name, settings_file=str(settings), test=False)
+    assert ret.changes["settings"]["new"] == (
+        f'XENCONSOLED_ARGS="--timestamp=all --log=guest --log-dir={name}"')
+    done = subprocess.run(["/bin/sh", "-c", '. "$1"; printf "%s\\n" $XENCONSOLED_ARGS', "sh",
+                           str(settings)], capture_output=True, text=True, check=True,
+                          cwd=tmp_path)
+    assert done.stdout.splitlines() == ["--timestamp=all", "--log=guest", f"--log-dir={name}"]

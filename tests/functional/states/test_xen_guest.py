@@ -1,5 +1,6 @@
 """The xen_guest states through the real Salt loader, against the xl/xm test double."""
 
+import os
 import re
 
 import pytest
@@ -353,4 +354,96 @@ def test_a_kernel_that_cannot_mount_an_nfs_root_is_not_booted(states, xen_double
     assert "CONFIG_ROOT_NFS" in ret.comment
     assert kernel in ret.comment
     assert not config_dir.exists()
+    assert xen_double.spawns("xl", "create") == []
+
+
+# --- a failed boot whose domain stays up; what stands in the console log's place -----
+
+RETRYING = ("Begin: Running /scripts/nfs-premount ... done.\n"
+            "Begin: Retrying nfs mount ... done.\n"
+            "Begin: Retrying nfs mount ... done.\n")
+
+
+@pytest.fixture
+def no_failure(loaders, minion_opts):
+    """The record of XenGuest's failed boots (in the minion's cache, shared by
+    the tests) forgotten before and after the test; yields its path."""
+    loaders.modules.guest_console.clear_failure("XenGuest")
+    yield os.path.join(minion_opts["cachedir"], "xen_nfsroot", "boot-failures", "XenGuest.json")
+    loaders.modules.guest_console.clear_failure("XenGuest")
+
+
+@pytest.fixture
+def stays_up_failing(xen_double, tmp_path):
+    """Guests whose initramfs keeps retrying its NFS mount, the domain up."""
+    transcript = tmp_path / "retrying.log"
+    transcript.write_text(RETRYING)
+    xen_double.configure(boot={"*": {"console": str(transcript), "then": "run"}})
+    return xen_double
+
+
+def test_a_failed_boot_whose_domain_stays_up_is_destroyed_and_stays_failed(
+        states, stays_up_failing, guest, no_failure):
+    ret = states.xen_guest.running(**guest)
+    assert ret.result is False
+    assert ret.changes["guest"]["destroyed"] is True
+    assert "but it failed to come up on its NFS root: Begin: Retrying nfs mount" in ret.comment
+    assert ret.comment.endswith("; destroyed it (on_crash: destroy; on_crash: preserve keeps a "
+                                "failed guest for inspection)")
+    assert "XenGuest" not in stays_up_failing.domains()
+    for _ in range(2):
+        again = states.xen_guest.running(**guest)
+        assert again.result is False
+        assert again.changes == {}
+        assert again.comment.startswith("XenGuest failed to boot with this config and kernel (")
+    assert len(stays_up_failing.spawns("xl", "create")) == 1
+
+
+def test_a_preserved_failed_domain_stays_failed_until_retry(states, stays_up_failing, guest,
+                                                            no_failure):
+    guest = dict(guest, on_crash="preserve")
+    ret = states.xen_guest.running(**guest)
+    assert ret.result is False
+    assert ret.comment.endswith("; XenGuest is kept running for inspection (on_crash: preserve)")
+    assert "XenGuest" in stays_up_failing.domains()
+    again = states.xen_guest.running(**guest)
+    assert again.result is False
+    assert again.changes == {}
+    assert "Its domain still runs, kept for inspection (on_crash: preserve)." in again.comment
+    stays_up_failing.configure(boot={"*": {"console": str(BOOTS)}})
+    retried = states.xen_guest.running(retry=True, **guest)
+    assert retried.result is True
+    proven(retried.comment, "Destroyed the failed domain XenGuest and booted it again")
+    assert states.xen_guest.running(**guest).comment.startswith("XenGuest is running")
+
+
+@pytest.mark.parametrize("record", ["5", "directory", "{not json"])
+def test_a_failure_record_not_written_here_is_said_and_replaced(states, xen_double, guest,
+                                                                no_failure, record):
+    os.makedirs(os.path.dirname(no_failure), exist_ok=True)
+    if record == "directory":
+        os.makedirs(os.path.join(no_failure, "x"))
+    else:
+        with open(no_failure, "w") as handle:
+            handle.write(record)
+    ret = states.xen_guest.running(**guest)
+    assert ret.result is True
+    assert f"(the record of its last failed boot was not readable: {no_failure} " in ret.comment
+    assert not os.path.lexists(no_failure)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_console_log_that_is_not_a_regular_file_is_refused(states, xen_double, guest,
+                                                             console_dir, kind):
+    log = console_dir / "guest-XenGuest.log"
+    secret = console_dir.parent / "shadow"
+    secret.write_text("root:$6$secret-hash:19000\nKernel panic - not syncing: no\n")
+    if kind == "symlink":
+        log.symlink_to(secret)
+    else:
+        os.mkfifo(log)
+    ret = states.xen_guest.running(**guest)
+    assert ret.result is False
+    assert f"console log {log} is a " in ret.comment
+    assert "secret-hash" not in ret.comment
     assert xen_double.spawns("xl", "create") == []

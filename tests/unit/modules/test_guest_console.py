@@ -1,12 +1,14 @@
 """guest_console: the watch of a boot, the failure record, and xenconsoled's
 guest logging (the verdict and the settings plan: tests/unit/utils/test_console.py)."""
 
+import json
+import os
 import threading
 import time
 from unittest.mock import MagicMock
 
 import pytest
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.support.commands import Commands
 from tests.support.loader import functions
@@ -92,6 +94,114 @@ def test_the_failure_record():
     assert guest_console.clear_failure("g") is False
 
 
+# --- a console log is read only as a regular file -------------------------------------
+
+SECRET = "root:$6$secret-hash:19000:0:99999:7:::"
+
+
+def finishes(call, *args, **kwargs):
+    """call(*args) in a thread: its outcome, or a failure when it blocks."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = call(*args, **kwargs)
+        except Exception as err:  # the outcome is the test's to judge
+            outcome["error"] = err
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), f"{call.__name__} blocked on {args[0]}"
+    return outcome
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "directory"])
+@pytest.mark.parametrize("call", ["size", "read", "watch"])
+def test_a_console_log_that_is_not_a_regular_file_is_refused(tmp_path, kind, call):
+    secret = tmp_path / "shadow"
+    secret.write_text(SECRET + "\nKernel panic - not syncing: in a file not a console\n")
+    log = tmp_path / "guest-g.log"
+    if kind == "symlink":
+        log.symlink_to(secret)
+    elif kind == "fifo":
+        os.mkfifo(log)
+    else:
+        log.mkdir()
+    arguments = {"size": (str(log),), "read": (str(log),), "watch": ("g", str(log))}[call]
+    extra = {"timeout": 1} if call == "watch" else {}
+    outcome = finishes(getattr(guest_console, call), *arguments, **extra)
+    assert isinstance(outcome.get("error"), CommandExecutionError), outcome
+    what = {"symlink": "a symbolic link", "fifo": "a FIFO", "directory": "a directory"}[kind]
+    assert f"console log {log} is {what}" in str(outcome["error"])
+    assert "secret-hash" not in str(outcome["error"])
+
+
+def test_a_regular_log_is_read_from_its_offset(tmp_path):
+    log = tmp_path / "guest-g.log"
+    log.write_text("old\nnew\n")
+    assert guest_console.size(str(log)) == 8
+    assert guest_console.read(str(log), 4) == "new\n"
+    assert guest_console.size(str(tmp_path / "none.log")) == 0
+    assert guest_console.read(str(tmp_path / "none.log")) is None
+
+
+# --- a failure record this module did not write ----------------------------------------
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"5", "holds int 5, not a failure record"),
+    (b"[1, 2]", "holds list [1, 2], not a failure record"),
+    (b'{"fingerprint": "abc", "time": "t"}', "has no 'comment'"),
+    (b"{not json", "is not JSON"),
+    ("directory", "is a directory"),
+    ("symlink", "is a symbolic link"),
+])
+def test_a_failure_record_not_written_here_is_said_and_replaced(tmp_path, content, problem):
+    path = tmp_path / "c" / "xen_nfsroot" / "boot-failures" / "g.json"
+    path.parent.mkdir(parents=True)
+    if content == "directory":
+        (path / "inside").mkdir(parents=True)
+    elif content == "symlink":
+        (tmp_path / "elsewhere.json").write_text('{"fingerprint": "x", "comment": "' + SECRET
+                                                 + '", "time": "t"}')
+        path.symlink_to(tmp_path / "elsewhere.json")
+    else:
+        path.write_bytes(content)
+    found = guest_console.last_failure("g")
+    assert list(found) == ["invalid"]
+    assert found["invalid"].startswith(str(path)) and problem in found["invalid"]
+    assert "secret-hash" not in found["invalid"]
+    record = guest_console.record_failure("g", "abc", "kernel panic")
+    assert guest_console.last_failure("g") == record
+    assert json.loads(path.read_text()) == record
+    assert (tmp_path / "elsewhere.json").exists() == (content == "symlink")
+
+
+@pytest.mark.parametrize("content", ["directory", "number", "symlink"])
+def test_clearing_removes_whatever_stands_in_the_records_place(tmp_path, content):
+    path = tmp_path / "c" / "xen_nfsroot" / "boot-failures" / "g.json"
+    path.parent.mkdir(parents=True)
+    target = tmp_path / "precious"
+    target.write_text("kept")
+    if content == "directory":
+        (path / "inside").mkdir(parents=True)
+    elif content == "symlink":
+        path.symlink_to(target)
+    else:
+        path.write_text("5")
+    assert guest_console.clear_failure("g") is True
+    assert not os.path.lexists(path)
+    assert target.read_text() == "kept"
+    assert guest_console.last_failure("g") is None
+
+
+def test_a_kept_domain_is_in_the_record():
+    record = guest_console.record_failure("g", "abc", "initramfs shell", domain_id=12)
+    assert record["domain_id"] == 12
+    assert guest_console.last_failure("g") == record
+
+
 DEBIAN_DEFAULTS = """\
 ## Type: string
 ## Default: "none"
@@ -112,6 +222,19 @@ def test_configure_logging_writes_once(tmp_path):
     assert guest_console.configure_logging(settings_file=str(settings))["changed"] is True
     assert settings.stat().st_mode & 0o777 == 0o640
     assert guest_console.configure_logging(settings_file=str(settings))["changed"] is False
+
+
+@pytest.mark.parametrize(("console_dir", "existing"), [
+    ("/var/log/$(touch MARK)", "XENSTORED_ARGS=\n"),
+    ("/var/log/xen console", "XENSTORED_ARGS=\n"),
+    ("/var/log/xen/console", 'XENCONSOLED_ARGS="--log=hv $(touch MARK)"\n'),
+])
+def test_configure_logging_writes_nothing_sh_would_misread(tmp_path, console_dir, existing):
+    settings = tmp_path / "xen"
+    settings.write_text(existing)
+    with pytest.raises(SaltInvocationError, match=r"^(console_dir|settings): "):
+        guest_console.configure_logging(console_dir, settings_file=str(settings))
+    assert settings.read_text() == existing
 
 
 def test_restart_daemon_without_systemd_restarts_xenconsoled_alone(tmp_path):

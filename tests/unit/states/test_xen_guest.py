@@ -28,6 +28,7 @@ def salt_mods():
         "xm.state": MagicMock(return_value="absent"),
         "xm.create": MagicMock(return_value={}),
         "xm.destroy": MagicMock(return_value=True),
+        "xm.list_domains": MagicMock(return_value={}),
         "xm.shutdown": MagicMock(return_value={"stopped": True, "timed_out": False}),
         "guest_console.watch": MagicMock(return_value=MOUNTED),
     })
@@ -251,4 +252,125 @@ def test_bad_boot_settings_change_nothing(salt_mods, guest, tmp_path, changes, m
     assert ret["comment"].startswith(message)
     assert ret["changes"] == {}
     assert not (tmp_path / "xen").exists()
+    salt_mods["xm.create"].assert_not_called()
+
+
+# --- a failed boot whose domain stays up ------------------------------------------------
+
+RETRYING = {"verdict": "failed", "evidence": "Begin: Retrying nfs mount ... done.",
+            "lines": ["Begin: Retrying nfs mount ... done."], "seconds": 30.0,
+            "log": "/var/log/xen/console/guest-g.log"}
+
+
+@pytest.fixture
+def dom0(salt_mods):
+    """The toolstack as a table of domains: xl create adds one that stays
+    up (an initramfs retrying its NFS mount), xl destroy removes it."""
+    domains = {}
+
+    def create(path, toolstack=None):
+        domains["g"] = {"id": len(salt_mods["xm.create"].mock_calls) + 4, "state": "blocked"}
+        return {}
+
+    salt_mods["xm.create"].side_effect = create
+    salt_mods["xm.destroy"].side_effect = lambda name, toolstack=None: domains.pop(name)
+    salt_mods["xm.state"].side_effect = lambda name, **_: domains.get(name, {}).get(
+        "state", "absent")
+    salt_mods["xm.list_domains"].side_effect = lambda **_: {k: dict(v) for k, v in
+                                                            domains.items()}
+    salt_mods["guest_console.watch"].return_value = RETRYING
+    return domains
+
+
+def test_a_failed_boot_whose_domain_stays_up_is_destroyed_and_stays_failed(salt_mods, guest,
+                                                                            dom0):
+    ret = xen_guest.running(**guest)
+    assert ret["result"] is False
+    assert ret["changes"]["guest"]["new"] == "failed"
+    assert ret["changes"]["guest"]["destroyed"] is True
+    assert ret["comment"].endswith("; destroyed it (on_crash: destroy; on_crash: preserve keeps "
+                                   "a failed guest for inspection)")
+    assert dom0 == {}
+    for _ in range(2):
+        again = xen_guest.running(**guest)
+        assert again["result"] is False
+        assert again["changes"] == {}
+        assert again["comment"].startswith("g failed to boot with this config and kernel (")
+    assert salt_mods["xm.create"].call_count == 1
+
+
+def test_a_preserved_failed_domain_is_reported_failed_until_retry(salt_mods, guest, dom0):
+    guest = dict(guest, on_crash="preserve")
+    ret = xen_guest.running(**guest)
+    assert ret["result"] is False
+    assert ret["comment"].endswith("; g is kept running for inspection (on_crash: preserve)")
+    assert "destroyed" not in ret["changes"]["guest"]
+    assert guest_console.last_failure("g")["domain_id"] == dom0["g"]["id"]
+    for _ in range(2):
+        again = xen_guest.running(**guest)
+        assert again["result"] is False
+        assert again["changes"] == {}
+        assert "Its domain still runs, kept for inspection (on_crash: preserve). Not booting " \
+               "it again until its config, kernel or export changes (or retry: True)" \
+               in again["comment"]
+    salt_mods["xm.destroy"].assert_not_called()
+    with patch.dict(xen_guest.__opts__, {"test": True}):
+        predicted = xen_guest.running(**dict(guest, retry=True))
+    assert predicted["comment"] == "Would destroy the failed domain g and boot it again"
+    salt_mods["guest_console.watch"].return_value = MOUNTED
+    retried = xen_guest.running(**dict(guest, retry=True))
+    assert retried["result"] is True
+    assert retried["changes"]["guest"]["old"] == "failed"
+    assert retried["comment"].startswith("Destroyed the failed domain g and booted it again")
+    assert salt_mods["xm.destroy"].call_count == 1
+    assert salt_mods["xm.create"].call_count == 2
+    assert xen_guest.running(**guest)["comment"].startswith("g is running")
+
+
+def test_a_preserved_failed_domain_is_booted_again_when_its_config_changes(salt_mods, guest,
+                                                                          dom0):
+    guest = dict(guest, on_crash="preserve")
+    xen_guest.running(**guest)
+    salt_mods["guest_console.watch"].return_value = MOUNTED
+    ret = xen_guest.running(**dict(guest, memory=512))
+    assert ret["result"] is True
+    assert ret["changes"]["guest"] == {"old": "failed", "new": "running",
+                                       "evidence": MOUNTED["evidence"]}
+    assert salt_mods["xm.create"].call_count == 2
+
+
+def test_a_domain_booted_by_hand_after_a_failure_is_not_the_failed_one(salt_mods, guest, dom0):
+    xen_guest.running(**dict(guest, on_crash="preserve"))
+    dom0["g"]["id"] += 10  # destroyed and created again outside the state
+    assert xen_guest.running(**dict(guest, on_crash="preserve"))["result"] is True
+
+
+@pytest.mark.parametrize("record", ["5", '["abc"]', '{"fingerprint": "abc"}', "{not json",
+                                    "directory"])
+def test_a_failure_record_not_written_here_is_said_and_replaced(salt_mods, guest, tmp_path,
+                                                                record):
+    path = tmp_path / "cache" / "xen_nfsroot" / "boot-failures" / "g.json"
+    path.parent.mkdir(parents=True)
+    if record == "directory":
+        (path / "x").mkdir(parents=True)
+    else:
+        path.write_text(record)
+    ret = xen_guest.running(**guest)
+    assert ret["result"] is True
+    assert ret["comment"].endswith("; removed)")
+    assert f"(the record of its last failed boot was not readable: {path} " in ret["comment"]
+    assert not path.exists()
+    salt_mods["xm.create"].assert_called_once()
+
+
+def test_a_console_log_that_is_a_link_is_refused_before_the_boot(salt_mods, guest, tmp_path):
+    console = tmp_path / "console"
+    console.mkdir()
+    (tmp_path / "shadow").write_text("root:$6$secret-hash:19000\n")
+    (console / "guest-g.log").symlink_to(tmp_path / "shadow")
+    ret = xen_guest.running(**dict(guest, console_dir=str(console)))
+    assert ret["result"] is False
+    assert ret["comment"].endswith(f"but: console log {console / 'guest-g.log'} is a symbolic "
+                                   "link: refusing to follow it")
+    assert "secret-hash" not in ret["comment"]
     salt_mods["xm.create"].assert_not_called()

@@ -146,3 +146,27 @@ def test_bad_boot_options_are_named(changes, message):
     with pytest.raises(SaltInvocationError) as err:
         boot.check_options(options, "dom0-a")
     assert str(err.value).startswith(message)
+
+
+def test_a_failed_domain_still_up_in_words():
+    failure = {"fingerprint": "abc", "time": "T", "comment": "why", "domain_id": 7}
+    assert boot.failed_before("g", failure, "abc", False, still_running=True) == (
+        "g failed to boot with this config and kernel (T): why. Its domain still runs, kept for "
+        "inspection (on_crash: preserve). Not booting it again until its config, kernel or "
+        "export changes (or retry: True)")
+    assert boot.plan("g", boot.FAILED, None, False, False)[1:3] == (
+        ["destroy the failed domain g and boot it again"],
+        ["destroyed the failed domain g and booted it again"])
+    assert boot.failed_domain("g", "preserve") == (
+        "; g is kept running for inspection (on_crash: preserve)")
+    assert boot.failed_domain("g", "restart").startswith("; destroyed it (on_crash: restart;")
+    assert boot.failed_domain("g", "destroy", "xl destroy failed") == (
+        "; it still runs: destroying it failed: xl destroy failed")
+
+
+def test_a_failure_record_not_written_here_in_words():
+    assert boot.record_note(None, False) == ""
+    assert boot.record_note({"fingerprint": "a"}, False) == ""
+    assert boot.record_note({"invalid": "/c/g.json is not JSON"}, False) == (
+        " (the record of its last failed boot was not readable: /c/g.json is not JSON; removed)")
+    assert boot.record_note({"invalid": "x"}, True).endswith("; would be replaced)")

@@ -2,8 +2,13 @@
 the failure record, and xenconsoled's settings line."""
 
 import json
+import os
+import subprocess
+import tempfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from salt.exceptions import SaltInvocationError
 
 from tests.support import SPECIMENS
@@ -116,10 +121,28 @@ def test_the_failure_record_and_its_file():
     assert console.parse_failure(text.encode()) == record
     assert console.parse_failure(None) is None
     assert console.parse_failure(b"{not json") is None
+    kept = console.failure_record("abc", "initramfs shell", now=0, domain_id=7)
+    assert console.check_failure(console.render_failure(kept)) == (kept, None)
     assert console.failure_path("/var/cache/salt/minion", "g") == (
         "/var/cache/salt/minion/xen_nfsroot/boot-failures/g.json")
     with pytest.raises(SaltInvocationError):
         console.failure_path("/var/cache/salt/minion", "../g")
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    (b"5", "holds int 5, not a failure record"),
+    (b'["abc"]', 'holds list ["abc"], not a failure record'),
+    (b'{"fingerprint": "abc", "time": "t"}', "has no 'comment'"),
+    (b'{"fingerprint": 1, "comment": "c", "time": "t"}', "has a non-text 'fingerprint'"),
+    (b'{"fingerprint": "a", "comment": "c", "time": "t", "domain_id": "7"}',
+     'has a domain_id that is not a number ("7")'),
+    (b"{not json", "is not JSON"),
+    (b"\xff\xfe", "is not JSON"),
+    (b"[" * 100000, "is not JSON"),
+])
+def test_a_failure_record_not_written_here_is_said(data, problem):
+    assert console.check_failure(data) == (None, problem)
+    assert console.parse_failure(data) is None
 
 
 # --- xenconsoled's settings -------------------------------------------------------------
@@ -146,6 +169,83 @@ def test_plan_logging_appends_or_rewrites_the_arguments():
         'XENCONSOLED_ARGS="--timestamp=all --log=hv"\nX=1', "/srv/c")
     assert old == 'XENCONSOLED_ARGS="--timestamp=all --log=hv"'
     assert text == 'XENCONSOLED_ARGS="--timestamp=all --log=guest --log-dir=/srv/c"\nX=1'
+
+
+def sh_words(text):
+    """The words ``/bin/sh`` gives ``$XENCONSOLED_ARGS`` after sourcing
+    ``text`` as /etc/init.d/xen does, and whether any command ran (a file
+    MARK appeared in the directory sh ran in)."""
+    with tempfile.TemporaryDirectory() as where:
+        settings_file = os.path.join(where, "xen")
+        with open(settings_file, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write(text)
+        done = subprocess.run(
+            ["/bin/sh", "-c", '. ./xen; printf "%s\\n" $XENCONSOLED_ARGS'], cwd=where,
+            capture_output=True, check=False, timeout=10)
+        ran = sorted(set(os.listdir(where)) - {"xen"})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.decode("utf-8", "surrogateescape").splitlines(), ran
+
+
+@pytest.mark.parametrize(("text", "console_dir", "words"), [
+    (DEBIAN_DEFAULTS, "/var/log/xen/console", ["--log=guest", "--log-dir=/var/log/xen/console"]),
+    ('XENCONSOLED_ARGS="--timestamp=all --log=hv"\n', "/srv/c",
+     ["--timestamp=all", "--log=guest", "--log-dir=/srv/c"]),
+    ("XENCONSOLED_ARGS='--timestamp=all'\n", "/srv/c",
+     ["--timestamp=all", "--log=guest", "--log-dir=/srv/c"]),
+    ("XENCONSOLED_ARGS=--timestamp=all\nX=1", "/a:b,c@d%e+f=g",
+     ["--timestamp=all", "--log=guest", "--log-dir=/a:b,c@d%e+f=g"]),
+    ("# XENCONSOLED_ARGS=\"$(touch MARK)\"\nX='a\nXENCONSOLED_ARGS=$(touch MARK)\n'\n", "/c",
+     ["--log=guest", "--log-dir=/c"]),
+])
+def test_sh_reads_the_planned_line_as_written(text, console_dir, words):
+    planned, _, _ = console.plan_logging(text, console_dir)
+    assert sh_words(planned) == (words, [])
+
+
+HOSTILE = ['$(touch MARK)', '`touch MARK`', '"; touch MARK; "', "' ; touch MARK ; '", " ", "\t",
+           "\\", '"', "'", "*", "?", "[a]", "~", "$HOME", "${IFS}", ";", "&", "|", "<", ">",
+           "(", ")", "#", "!", "\n", "\r", "\x00", "\x7f", "é", "\u2028"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(HOSTILE) | st.text("abc/.-_=:", max_size=4), max_size=6))
+def test_a_hostile_console_dir_is_refused_or_one_word(parts):
+    console_dir = "/var/log/" + "".join(parts)
+    try:
+        planned, _, _ = console.plan_logging(DEBIAN_DEFAULTS, console_dir)
+    except SaltInvocationError as err:
+        assert str(err).startswith(f"console_dir: {console_dir!r} ")
+        return
+    assert sh_words(planned) == (["--log=guest", f"--log-dir={console_dir}"], [])
+
+
+@pytest.mark.parametrize("console_dir", [
+    "/var/log/$(touch MARK)", "/var/log/`touch MARK`", '/var/log/"; touch MARK; "',
+    "/var/log/xen console", "/var/log/*", "/var/log/a\\b", "/var/log/caf\u00e9", "/" + "a" * 1024,
+])
+def test_console_dirs_sh_would_not_read_as_one_word(console_dir):
+    with pytest.raises(SaltInvocationError, match=r"^console_dir: .* (cannot travel as one word "
+                                                  r"of XENCONSOLED_ARGS|is longer than 1024)"):
+        console.plan_logging(DEBIAN_DEFAULTS, console_dir)
+
+
+@pytest.mark.parametrize("text", [
+    'XENCONSOLED_ARGS="$(touch MARK)"\n',
+    'XENCONSOLED_ARGS="`touch MARK`"\n',
+    'XENCONSOLED_ARGS="--log=hv"; touch MARK; X="1"\n',
+    "XENCONSOLED_ARGS='--log=hv' ;touch MARK\n",
+    'XENCONSOLED_ARGS="--log-dir=/a\\"b"\n',
+    'XENCONSOLED_ARGS="--timestamp=all *"\n',
+    'XENCONSOLED_ARGS="--log=hv"\nXENCONSOLED_ARGS="--log=none"\n',
+    'export XENCONSOLED_ARGS="--log=none"\n',
+    'X="unterminated\n',
+    "X=continued \\\n",
+    "cat <<EOF\nXENCONSOLED_ARGS=x\nEOF\n",
+])
+def test_settings_sh_would_read_otherwise_are_refused(text):
+    with pytest.raises(SaltInvocationError, match=r"^settings: "):
+        console.plan_logging(text, "/var/log/xen/console")
 
 
 @pytest.mark.parametrize(("argv", "where"), [
