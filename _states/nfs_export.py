@@ -26,7 +26,10 @@ change. With ``reload: True`` (the default, as in 3007) the exports states
 of a run share them: a state whose change needs a reload leaves it to a
 later exports state of the same run when that one is sure to run (no
 requisites, no ``onlyif``/``unless``, no ``parallel``, no ``failhard`` in the
-run), and the last one reloads for all; the comments say which. A reload
+run), and the last one reloads for all; the comments say which. A state that
+leaves the reload to another says its export is not in effect yet; if that
+reload fails, the state that ran it fails and names every export of the run
+it left out of effect (their files restored as before the run). A reload
 that never ran (the run was killed) is caught by the next run's check of the
 live table. Or give ``reload: False`` to the exports and end with one
 ``nfs_export.reloaded``, which applies whatever the exports states of the
@@ -60,7 +63,7 @@ from xen_nfsroot_lib import exports as exports_format
 
 __virtualname__ = "nfs_export"
 
-# The exports of this run waiting for exportfs -ra: [(path, file, clients)].
+# The exports of this run waiting for exportfs -ra: [(path, file, clients, state ID)].
 _PENDING = "nfs_export.pending"
 # Keywords that may keep a state function from being called when its turn comes.
 _MAY_NOT_RUN = frozenset(STATE_REQUISITE_KEYWORDS) | {
@@ -107,6 +110,19 @@ def _names(paths):
     return list(dict.fromkeys(paths))
 
 
+def _state_id():
+    """The ID of the state being run, or None outside a state run."""
+    return (globals().get("__low__") or {}).get("__id__")
+
+
+def _not_in_effect(pending):
+    """The sentence naming each export of the run a failed reload left out
+    of effect, with the state that changed it where its ID is not the path."""
+    named = _names(path if state in (None, path) else f"{path} (state {state})"
+                   for path, _, _, state in pending)
+    return f"Not in effect, of the exports this run changed: {', '.join(named)}."
+
+
 def _tag(chunk):
     return f"{chunk['state']}_|-{chunk['__id__']}_|-{chunk['name']}_|-{chunk['fun']}"
 
@@ -141,17 +157,21 @@ def _later_reloader():
     return found
 
 
-def _reload():
+def _reload(name):
     """exportfs -ra for every export of the run, then each checked against
-    ``exportfs -v``: (result, comment, restored)."""
+    ``exportfs -v``: (result, comment, restored). name: the state's own
+    export (a failure names the others the run left to it too)."""
     pending = __context__.pop(_PENDING, [])
     try:
         applied = __salt__["exportfs.reload"]()
     except CommandExecutionError as err:
         restored = bool(getattr(err, "restored", None)) and not getattr(err, "skipped", None)
-        return False, str(err), restored
+        comment = str(err)
+        if any(path != name for path, _, _, _ in pending):
+            comment = _then(comment, _not_in_effect(pending))
+        return False, comment, restored
     confirmed, problems = [], []
-    for path, exports, clients in pending:
+    for path, exports, clients, _ in pending:
         check = __salt__["exportfs.check_active"](path, clients, exports=exports)
         confirmed += check["confirmed"]
         problems += check["problems"]
@@ -196,10 +216,15 @@ def _apply(ret, test, reload=True, now=False):
         if own:
             where = ("nfs_export.reloaded" if not reload
                      else f"the exports state {later} of this run")
-            ret["comment"] = _then(ret["comment"], f"exportfs -ra is left to {where}.")
+            # The file changed, the server's table not yet: said so, and the
+            # state that reloads names this export if its reload fails.
+            pending = "" if test else "Not in effect yet: "
+            ret["comment"] = _then(ret["comment"],
+                                   f"{pending}exportfs -ra is left to {where}.")
         return ret
     # The exports applied for other states (this state's own are its changes).
-    others = _names(path for path, _, _ in _pending() if not (own and path == ret["name"]))
+    others = _names(path for path, _, _, _ in _pending()
+                    if not (own and path == ret["name"]))
     if test:
         __context__.pop(_PENDING, None)  # as the reload would
         if ret["result"] is not False:
@@ -208,7 +233,7 @@ def _apply(ret, test, reload=True, now=False):
         if not own:
             ret["changes"]["reloaded"] = others
         return ret
-    result, comment, restored = _reload()
+    result, comment, restored = _reload(ret["name"])
     ret["result"] = ret["result"] and result
     ret["comment"] = _then(ret["comment"], comment)
     if restored:
@@ -236,7 +261,7 @@ def _export_state(name, reload, edit, watched=False):
         ret["comment"] = str(err)
         return _apply(ret, test, reload)
     if ret["changes"]:
-        _pending().append((name, outcome["file"], wanted))
+        _pending().append((name, outcome["file"], wanted, _state_id()))
         if test:
             ret["result"] = None
     return _apply(ret, test, reload, now=watched and ret["result"] and not ret["changes"])

@@ -357,3 +357,35 @@ def test_a_path_exportfs_reads_back_as_another_is_refused(states, system_exports
     assert "three octal digits" in ret.comment
     assert system_exports.read_bytes() == b""
     assert active() == {}
+
+
+def test_a_failed_shared_reload_is_reported_by_every_state_it_concerns(modules, hand_made,
+                                                                     exportfs_log):
+    """The first state's export never takes effect: it says so, and the
+    state whose exportfs -ra fails names it."""
+    pathlib.Path("/srv/guests/a-ok").mkdir(parents=True, exist_ok=True)
+    sls = """
+guest 1 ok:
+  nfs_export.present:
+    - name: /srv/guests/a-ok
+    - hosts: 192.0.2.11
+    - options: [rw, no_subtree_check]
+guest 2 missing:
+  nfs_export.present:
+    - name: /srv/guests/z-missing
+    - hosts: 192.0.2.12
+    - options: [rw, no_subtree_check]
+"""
+    returns = {ret.name: ret for ret in modules.state.template_str(sls)}
+    first, second = returns["/srv/guests/a-ok"], returns["/srv/guests/z-missing"]
+    assert first.result is True
+    assert first.comment.endswith(
+        "Not in effect yet: exportfs -ra is left to the exports state guest 2 missing of this "
+        "run.")
+    assert second.result is False
+    assert second.comment.endswith(
+        "Not in effect, of the exports this run changed: /srv/guests/a-ok (state guest 1 "
+        "ok), /srv/guests/z-missing (state guest 2 missing).")
+    assert "restored /etc/exports" in second.comment
+    assert hand_made.read_bytes() == HAND_MADE
+    assert "/srv/guests/a-ok" not in active()

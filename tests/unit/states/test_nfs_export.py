@@ -160,7 +160,7 @@ def test_update_rewrites_the_line(exports, run_all):
     }
     assert ret["comment"] == (
         f"Updated export /srv/a in {exports} to 192.0.2.1(ro) (was 192.0.2.1(rw)). "
-        "exportfs -ra is left to nfs_export.reloaded."
+        "Not in effect yet: exportfs -ra is left to nfs_export.reloaded."
     )
     assert exports.read_text() == "# hand made\n/srv/a 192.0.2.1(ro)\n"
     assert run_all.calls == []
@@ -415,3 +415,26 @@ def test_test_mode_predicts_the_shared_reload(exports, run_all):
                                           "too).")
     assert run_all.calls == []
     assert exports.read_text() == "# hand made\n/srv/a 192.0.2.1(rw)\n"
+
+
+def test_a_failed_shared_reload_names_every_export_it_left_out_of_effect(exports, run_all):
+    """The states that left the reload to a later one say their exports are
+    not in effect yet; the one whose reload fails names each of them."""
+    chunks = [chunk("guest a", "/srv/g0", hosts="10.0.0.0"),
+              chunk("/srv/g1", "/srv/g1", hosts="10.0.0.1"),
+              chunk("last", "/srv/g2", hosts="10.0.0.2")]
+    before = exports.read_bytes()
+    run_all.answer_in_turn(
+        ["exportfs"], result(1, "", "exportfs: Failed to stat /srv/g2: No such file"), ok(),
+    )
+    first, second, last = run_chunks(chunks, exports)
+    for ret in (first, second):
+        assert ret["result"] is True
+        assert ret["comment"].endswith(
+            "Not in effect yet: exportfs -ra is left to the exports state last of this run.")
+    assert last["result"] is False
+    assert last["changes"] == {}
+    assert last["comment"].endswith(
+        f"restored {exports} to the contents before this run. Not in effect, of the exports "
+        "this run changed: /srv/g0 (state guest a), /srv/g1, /srv/g2 (state last).")
+    assert exports.read_bytes() == before
