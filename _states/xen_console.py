@@ -13,6 +13,11 @@ The settings file gets ``XENCONSOLED_ARGS="--log=guest --log-dir=DIR"``
 restarted only when the running daemon does not log there already: the
 state converges on the daemon that runs, not on the file alone. The work is
 done by the ``guest_console`` execution module.
+
+The file is sourced by ``sh`` as root: a directory that would not reach
+xenconsoled as one word (a blank, ``$``, a quote, a backslash, a glob...),
+or an ``XENCONSOLED_ARGS`` line sh reads otherwise than as plain words, is
+refused and nothing is written.
 """
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError

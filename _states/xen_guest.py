@@ -135,17 +135,21 @@ def _act(name, plan, ret, options):
 
 
 def _look(name, kernel, settings, options):
-    """(path, wanted text, current text, domain state), or a failed return."""
+    """(path, wanted, current text, domain state, failure record, fingerprint) or a failure."""
     try:
         path, wanted, current = _prepare(name, kernel, options["config_dir"],
                                          options["toolstack"], settings)
         domain_state = __salt__["xm.state"](name, toolstack=options["toolstack"])
+        failure = __salt__["guest_console.last_failure"](name)
+        if failure and "invalid" in failure and not __opts__["test"]:
+            __salt__["guest_console.clear_failure"](name)
+        fingerprint = boot.fingerprint(wanted, kernel, settings.get("ramdisk"))
     except ERRORS as err:
         return dict(_ret(name), result=False, comment=str(err))
     if domain_state == "dying":
         return dict(_ret(name), result=False,
                     comment=f"{name} is being destroyed by Xen: apply the state again later")
-    return path, wanted, current, domain_state
+    return path, wanted, current, domain_state, failure, fingerprint
 
 
 def _apply_running(name, kernel, settings, options, force_restart=False):
@@ -155,28 +159,20 @@ def _apply_running(name, kernel, settings, options, force_restart=False):
     looked = _look(name, kernel, settings, options)
     if isinstance(looked, dict):
         return looked
-    try:
-        failure = __salt__["guest_console.last_failure"](name)
-        if failure and "invalid" in failure and not __opts__["test"]:
-            __salt__["guest_console.clear_failure"](name)
-        fingerprint = boot.fingerprint(looked[1], kernel, settings.get("ramdisk"))
-    except ERRORS as err:
-        return dict(_ret(name), result=False, comment=str(err))
     options = dict(options, on_crash=settings.get("on_crash") or "destroy")
-    ret = _running_here(name, (kernel, settings, failure, fingerprint), looked, options,
-                        force_restart)
-    ret["comment"] += boot.record_note(failure, __opts__["test"])
+    ret = _running_here(name, (kernel, settings), looked, options, force_restart)
+    ret["comment"] += boot.record_note(looked[4], __opts__["test"])
     return ret
 
 
 def _running_here(name, guest, looked, options, force_restart):
-    """guest: (kernel, settings, failure record, fingerprint). A failed boot
-    whose domain still runs stays failed until its fingerprint changes or retry."""
-    kernel, settings, failure, fingerprint = guest
-    path, wanted, current, domain_state = looked
+    """A failed boot whose domain still runs stays failed until retry or a change."""
+    kernel, settings = guest
+    path, wanted, current, domain_state, failure, fingerprint = looked
     ret = _ret(name)
     kept = (failure or {}).get("domain_id")  # the failed domain, kept running
-    if kept is not None and domain_state in RUNNING and kept == _domain_id(name, options):
+    if kept is not None and domain_state in RUNNING and kept == (__salt__["xm.list_domains"](
+            toolstack=options["toolstack"]).get(name) or {}).get("id"):
         refusal = boot.failed_before(name, failure, fingerprint, options["retry"], True)
         if refusal:
             return dict(ret, result=False, comment=refusal)
@@ -328,14 +324,8 @@ def _before_acting(name, guest, options, ret):
     return None
 
 
-def _domain_id(name, options):
-    """The id of the domain ``name`` up on this dom0 now (this run's listing)."""
-    return (__salt__["xm.list_domains"](toolstack=options["toolstack"]).get(name) or {}).get("id")
-
-
 def _after_failure(name, options, guest, ret):
-    """A failed boot's domain still up (an initramfs retrying or in its shell) is
-    destroyed unless on_crash: preserve keeps it. Returns the id of one kept."""
+    """Destroy a failed boot's domain still up, unless on_crash: preserve; the id of one kept."""
     domain = __salt__["xm.list_domains"](toolstack=options["toolstack"], fresh=True).get(name)
     if not domain or domain["state"] not in RUNNING:
         return None
@@ -362,8 +352,8 @@ def _prove(name, started, options, ret, fingerprint):
             name, log, offset, timeout=options["boot_timeout"], marker=options["boot_marker"],
             toolstack=options["toolstack"])
     except ERRORS as err:
-        ret["result"] = False
-        ret["comment"] += f", but its boot could not be watched: {err}"
+        ret.update(result=False, comment=f"{ret['comment']}, but its boot could not be watched: "
+                                         f"{err}")
         return
     failure, told = boot.proof(seen, log)
     ret["comment"] += told
@@ -403,16 +393,14 @@ def running(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
     shutdown_timeout
         Seconds a restart waits for the graceful shutdown before destroying.
     check_kernel
-        Before writing or booting anything, check that the kernel (or its
-        initramfs) can mount an NFS root (``guest_kernel.check``): a missing
-        piece fails the state naming it; a kernel whose config cannot be
-        found is not checked, and the comment says why. Default True.
+        First check that the kernel (or its initramfs) can mount an NFS root
+        (``guest_kernel.check``): a missing piece fails the state naming it; a
+        kernel whose config is not found is not checked, as the comment says.
     boot_timeout
         Seconds a boot is watched (default 120; 0: not watched): the state
         fails when the domain crashes, shuts down or vanishes, or its console
-        shows a failure (kernel panic, the root not mounted, the NFS mount
-        failing), quoting the console; it succeeds with the console line that
-        shows the root mounted over NFS (or ``boot_marker``).
+        shows a failure (quoted); it succeeds with the console line that shows
+        the root mounted over NFS (or ``boot_marker``).
     boot_marker
         A regular expression the guest's console prints once it runs from its
         root: then the proof of the boot.
@@ -420,8 +408,9 @@ def running(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
         Where xenconsoled logs guest consoles (default ``/var/log/xen/console``).
     retry
         Boot a guest whose last boot with this config and kernel failed
-        (otherwise such a guest is not booted again until its config, kernel
-        or export changes: the state reports the last failure).
+        (otherwise every run reports the failure until its config, kernel or
+        export changes). A failed boot's domain still up is destroyed, or,
+        with ``on_crash: preserve``, destroyed only to boot it again.
     other_dom0s
         The guest's other dom0s (minion ids): it is booted here only when it
         runs on none of them, as their ``xm.list_domains`` in the Salt mine
@@ -432,13 +421,9 @@ def running(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
         fails a boot. After a boot or restart this dom0's mine entry is sent
         again.
     settings
-        The guest's settings (``memory``, ``vcpus``, ``ramdisk``, ``network``:
-        ``dhcp`` (default), ``off`` or ``{address, netmask, gateway, hostname,
-        interface}``, the seed's ``dhcp``, ``vif``, ``nfs_server``,
-        ``nfs_root``, ``nfs_options`` (default ``vers=3``), ``root`` (default
-        ``/dev/nfs``), ``extra``, ``guest_type`` (``pv`` or ``pvh``),
-        ``on_crash`` (``preserve`` keeps a crashed guest for inspection));
-        see ``xen_nfsroot_lib.guest_config.GUEST_SETTINGS``.
+        The guest's settings (see the module's docstring and
+        ``xen_nfsroot_lib.guest_config.GUEST_SETTINGS``); ``on_crash:
+        preserve`` keeps a crashed guest, or one whose boot failed, up.
     """
     options = {key: value for key, value in locals().items() if key in _OPTIONS}
     try:

@@ -74,3 +74,14 @@ def test_test_mode_predicts(salt_mods, settings):
                               "xenconsoled")
     assert settings.read_text() == "XENSTORED_ARGS=\n"
     salt_mods["guest_console.restart_daemon"].assert_not_called()
+
+
+def test_a_directory_sh_would_not_read_as_one_word_changes_nothing(tmp_path):
+    settings = tmp_path / "xen"
+    settings.write_text("XENSTORED_ARGS=\n")
+    ret = xen_console.logging("/var/log/$(touch MARK)", settings_file=str(settings))
+    assert ret["result"] is False
+    assert ret["changes"] == {}
+    assert ret["comment"].startswith("console_dir: '/var/log/$(touch MARK)' cannot travel as one "
+                                     "word of XENCONSOLED_ARGS")
+    assert settings.read_text() == "XENSTORED_ARGS=\n"
