@@ -218,13 +218,17 @@ SERVER = {
     "service": Field(None, _name, (), "the NFS server service (null: the OS family's)"),
 }
 
+def _settings_file(value, field):
+    return values.check_absolute_path(value, field, normalised=True, below_root=True)
+
+
 #: The dom0 side (``xen_nfsroot:dom0``).
 DOM0 = {
     "console_logging": Field(True, values.check_switch, (),
                              "xenconsoled logs guest consoles (the boot checks read them)"),
     "console_dir": Field(console.CONSOLE_DIR, console.check_console_dir, (),
                          "where xenconsoled logs guest consoles"),
-    "xen_settings_file": Field(console.SETTINGS_FILE, console.check_console_dir, (),
+    "xen_settings_file": Field(console.SETTINGS_FILE, _settings_file, (),
                                "sourced by the Xen init script (XENCONSOLED_ARGS)"),
     "addresses": Field({}, _addresses, (), "{minion id: address} a dom0 is reached at for a "
                                            "live migration (default: its minion id)"),
