@@ -7,7 +7,9 @@ SALT_RELEASES=(3008.4 3007.16)
 # zstd and lz4: guest kernels and initramfs images compressed with them (guest_kernel).
 # openssh-server and openssh-client: the migration trust's sshd, ssh and ssh-keygen
 # (tests/functional/states/test_xen_migrate.py).
-TEST_DEBIAN_PACKAGES=(nfs-kernel-server zstd lz4 openssh-server openssh-client)
+# libxenmisc4.17: Xen's libxlutil.so.4.17, xl's own config reader, which the xl.cfg
+# writer is tested against (tests/support/libxlutil.py; no hypervisor needed).
+TEST_DEBIAN_PACKAGES=(nfs-kernel-server zstd lz4 openssh-server openssh-client libxenmisc4.17)
 # The QEMU Xen lab (lab/run, the end-to-end test).
 LAB_DEBIAN_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs)
 CACHE_DIR=${XEN_NFSROOT_CACHE:-/var/cache/xen-nfsroot}

@@ -16,6 +16,11 @@ the ``xen_nfsroot`` pillar maps its fields onto them, and
   and ``nfsroot=SERVER:PATH,vers=3`` (plus ``boot=nfs`` when an initramfs is
   given).
 
+Every value that reaches the guest kernel's command line is checked against
+the kernel's splitting rules and Xen's length limit
+(:mod:`xen_nfsroot_lib.kernel_cmdline`), and every vif value against xl's
+vif spec parser (no ``,``, ``=``, quotes or spaces).
+
 The formats themselves are :mod:`xen_nfsroot_lib.xl_config` and
 :mod:`xen_nfsroot_lib.xm_config`; :func:`render_config` and
 :func:`parse_config` pick one by toolstack.
@@ -27,7 +32,7 @@ import re
 
 from salt.exceptions import SaltInvocationError
 
-from xen_nfsroot_lib import values
+from xen_nfsroot_lib import kernel_cmdline, values
 from xen_nfsroot_lib.toolstack import GUEST_TYPES, TOOLSTACKS
 from xen_nfsroot_lib.xl_config import XenConfigError, parse_xl, render_xl
 from xen_nfsroot_lib.xm_config import parse_xm, render_xm
@@ -62,6 +67,8 @@ INTERFACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 NFS_OPTION_RE = re.compile(r"^[A-Za-z0-9_]+(=[A-Za-z0-9_.:/-]+)?$")
 VIF_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+#: What a value in a vif spec must not hold: its separators, quotes, spaces.
+VIF_SYNTAX = ",=\"' \xa0"
 NETWORK_KEYS = frozenset(("dhcp", "address", "netmask", "gateway", "hostname", "interface"))
 
 
@@ -127,9 +134,12 @@ def check_nfs_root(value, field="nfs_root"):
     """
     Check the exported path a guest mounts as its root (``nfsroot=SERVER:PATH``
     on its kernel command line): an absolute, normalised path without spaces,
-    control characters or ``,`` (which starts the NFS options), not ``/``.
+    control characters or ``,`` (which starts the NFS options), not ``/``, that
+    the kernel reads as part of one argument (no ``"``, no non-breaking space:
+    :func:`xen_nfsroot_lib.kernel_cmdline.check_token`).
     """
     check_kernel_path(value, field)
+    kernel_cmdline.check_token(value, field)
     if "," in value:
         raise values.invalid(field, value, "must not contain ',' (it starts NFS options)")
     if posixpath.normpath(value) != value.rstrip("/") or value == "/":
@@ -163,6 +173,20 @@ def check_text(value, field="extra"):
     if values.CONTROL_RE.search(value):
         raise values.invalid(field, value, "must not contain control characters (newlines, tabs)")
     return value.strip() or None
+
+
+def check_arguments(value, field="extra"):
+    """
+    Check a piece of the guest kernel's command line (``root``, ``extra``):
+    :func:`check_text`, and each of its space-separated arguments reaches the
+    kernel as itself (no ``"``, no byte the kernel reads as a space:
+    :func:`xen_nfsroot_lib.kernel_cmdline.check_words`). Returns it stripped,
+    or None when empty.
+    """
+    value = check_text(value, field)
+    if value is not None:
+        kernel_cmdline.check_words(value, field)
+    return value
 
 
 def _static_network(network, field):
@@ -229,17 +253,45 @@ def _network(network, dhcp):
     return _static_network({"dhcp": True} if network == "dhcp" else network, "network")
 
 
+def _vif_value(value, field):
+    """A value of a vif spec: xl splits the spec at every ',' (strtok) and
+    takes what follows the key's '=' verbatim; xm splits at ',' and '='."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise values.invalid(field, value, "must be a non-empty string")
+    bad = sorted(set(value) & set(VIF_SYNTAX))
+    if bad or values.CONTROL_RE.search(value):
+        what = repr(bad[0]) if bad else "a control character"
+        raise values.invalid(field, value, f"must not contain {what}: a vif spec is "
+                                           "key=value pairs separated by ',' and xl or xm "
+                                           "would read another key or value")
+    return value
+
+
 def _vif_spec(item, field):
     spec = "" if item is None else item
     if isinstance(spec, dict):
+        for key, value in spec.items():
+            if not isinstance(key, str) or not VIF_KEY_RE.match(key):
+                raise values.invalid(field, key, "is not a vif key")
+            _vif_value(value, f"{field}.{key}")
         spec = ",".join(f"{key}={value}" for key, value in spec.items())
     if not isinstance(spec, str) or values.CONTROL_RE.search(spec) or '"' in spec or "'" in spec:
         raise values.invalid(field, spec, "must be a string without quotes or control characters")
-    for part in filter(None, (piece.strip() for piece in spec.split(","))):
+    if not spec.isascii():
+        try:
+            spec.encode("utf-8")
+        except UnicodeEncodeError:
+            raise values.invalid(field, spec, "is not UTF-8 text (it holds a lone "
+                                              "surrogate)") from None
+    # xl skips the spaces before a pair, nothing else.
+    for part in filter(None, (piece.lstrip(" ") for piece in spec.split(","))):
         key, sep, value = part.partition("=")
-        if not sep or not VIF_KEY_RE.match(key.strip()):
+        if not sep or not VIF_KEY_RE.match(key):
             raise values.invalid(field, spec, f"has {part!r}, not key=value")
-        if key.strip() == "mac" and not MAC_RE.match(value.strip().lower()):
+        _vif_value(value, f"{field}.{key}")
+        if key == "mac" and not MAC_RE.match(value.lower()):
             raise values.invalid(field, spec, "has a mac that is not xx:xx:xx:xx:xx:xx")
     return spec
 
@@ -266,9 +318,9 @@ def vif_macs(vif):
     macs = []
     for spec in check_vif(vif):
         for part in spec.split(","):
-            key, _, value = part.strip().partition("=")
-            if key.strip() == "mac":
-                macs.append(value.strip().lower())
+            key, _, value = part.lstrip(" ").partition("=")
+            if key == "mac":
+                macs.append(value.lower())
     return macs
 
 
@@ -321,8 +373,8 @@ _CHECKS = {
     "nfs_server": values.check_ipv4,
     "nfs_root": check_nfs_root,
     "nfs_options": check_nfs_options,
-    "root": check_text,
-    "extra": check_text,
+    "root": check_arguments,
+    "extra": check_arguments,
     "guest_type": lambda value, field: values.check_choice(value, field, GUEST_TYPES),
     "on_crash": lambda value, field: values.check_choice(value, field, ON_CRASH),
 }
@@ -418,7 +470,17 @@ def _xm_keys(guest, net):
         config["extra"] = extra
     if guest["on_crash"] != "destroy":
         config["on_crash"] = guest["on_crash"]
+    cmdline = kernel_cmdline.xm_cmdline(config)
+    kernel_cmdline.check_cmdline(cmdline, [word for word in cmdline.split(" ") if word],
+                                 *_cmdline_field(guest))
     return config
+
+
+def _cmdline_field(guest):
+    """The field an error about the whole command line names, with its value:
+    extra, else the NFS root, else root."""
+    field = next((name for name in ("extra", "nfs_root", "root") if guest[name]), "extra")
+    return field, guest[field]
 
 
 def _boot_nfs(guest):
@@ -455,6 +517,12 @@ def _xl_keys(guest, net):
         config["extra"] = " ".join(parts)
     if guest["on_crash"] != "destroy":  # xl's default: no line for it
         config["on_crash"] = guest["on_crash"]
+    root = [word for word in (guest["root"] or "").split(" ") if word]
+    intended = ([f"root={root[0]}", *root[1:]] if guest["root"] else []) + [
+        word for part in parts for word in part.split(" ") if word]
+    kernel_cmdline.check_cmdline(
+        kernel_cmdline.xl_cmdline(config.get("root"), config.get("extra")), intended,
+        *_cmdline_field(guest))
     return config
 
 

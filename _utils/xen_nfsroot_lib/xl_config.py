@@ -6,7 +6,11 @@ The reader follows xl's own grammar (libxlu's lexer and parser): strings
 0x-hex), lists (nested allowed), ``#`` comments, ``;`` separators, ``+=``.
 The writer is its inverse: every value it writes reads back as it was, and
 no value can end its literal or start a line (a quote or newline in a value
-cannot add a key).
+cannot add a key); what xl cannot carry (a NUL, a lone surrogate, a number
+past a C long) is refused. It is tested against xl's own reader, libxlutil.
+The reader reads libxlutil's numeric escapes (backslash x or digits) as C
+does; libxlutil itself reads them as nothing or refuses them, so the writer
+never writes one.
 
 :class:`XenConfigError` is the error of both config formats (xl here, xm in
 :mod:`xen_nfsroot_lib.xm_config`): its message names the file and the line.
@@ -211,20 +215,30 @@ class _XlParser:
         return config
 
 
-def _xl_string(value):
+#: The C escapes libxlutil's xlu__cfgl_dequote reads back as one character.
+#: Its numeric escapes (backslash x or digits) are never written: they read back as
+#: nothing or as an error.
+_XL_ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f",
+               "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+#: The most a number may be: xl reads numbers with strtol into a long.
+XL_NUMBER_MAX = 2**63 - 1
+
+
+def _xl_string(value, key="value"):
+    r"""A double-quoted xl.cfg string that libxlutil's lexer
+    (``\"([^\"\\\n]|\\.)*\"``, 8-bit) and its dequoter read back as
+    exactly value: ``"``, ``\`` and the C control escapes escaped, every
+    other character as its UTF-8 bytes. A NUL ends a C string and a lone
+    surrogate has no UTF-8: both are refused."""
     if "\x00" in value:
-        raise ValueError("an xl.cfg string cannot hold a NUL character")
-    out = ['"']
-    for char in value:
-        if char in ('"', "\\"):
-            out.append("\\" + char)
-        elif char in "\a\b\f\n\r\t\v":
-            out.append("\\" + {"\a": "a", "\b": "b", "\f": "f", "\n": "n", "\r": "r",
-                                "\t": "t", "\v": "v"}[char])
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
+        raise ValueError(f"{key}: {value!r} holds a NUL character, which an xl.cfg string "
+                         "cannot carry (xl would cut the value there)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{key}: {value!r} holds a lone surrogate, which is not "
+                         "UTF-8 text") from None
+    return '"' + "".join(_XL_ESCAPES.get(char, char) for char in value) + '"'
 
 
 def _xl_value(value, key):
@@ -233,9 +247,12 @@ def _xl_value(value, key):
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"{key}: xl.cfg numbers cannot be negative ({value})")
+        if value > XL_NUMBER_MAX:
+            raise ValueError(f"{key}: {value} is more than xl reads as a number "
+                             f"({XL_NUMBER_MAX})")
         return str(value)
     if isinstance(value, str):
-        return _xl_string(value)
+        return _xl_string(value, key)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_xl_value(item, key) for item in value) + "]"
     raise ValueError(f"{key}: xl.cfg cannot hold a {type(value).__name__} ({value!r})")
@@ -244,8 +261,10 @@ def _xl_value(value, key):
 def render_xl(config, header=XL_HEADER):
     """Render a dict of settings as xl.cfg(5) text (pure; inverse of :func:`parse_xl`).
 
-    Values: ``str`` (always double-quoted, C escapes), non-negative ``int``,
-    and lists of those (nested allowed). Keys must match ``[a-z][._0-9a-z]*``.
+    Values: ``str`` (always double-quoted, C escapes, read back by xl's own
+    libxlutil as exactly the value; a NUL or a lone surrogate is refused),
+    ``int`` from 0 to :data:`XL_NUMBER_MAX`, and lists of those (nested
+    allowed). Keys must match ``[a-z][._0-9a-z]*``.
     """
     lines = [header] if header else []
     for key, value in config.items():

@@ -191,7 +191,7 @@ GUESTS = st.fixed_dictionaries(
         "nfs_server": st.ip_addresses(v=4).map(str),
         "nfs_root": st.from_regex(r"\A(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,8}){1,3}\Z").filter(
             lambda path: "/." not in path),
-        "extra": st.one_of(st.none(), st.from_regex(r"\A[ -~]{1,20}\Z").filter(
+        "extra": st.one_of(st.none(), st.from_regex(r"\A[ !#-~]{1,20}\Z").filter(
             lambda s: s.strip())),
         "vcpus": st.one_of(st.none(), st.integers(min_value=1, max_value=64)),
         "ramdisk": st.one_of(st.none(), st.just("/boot/initrd.img")),
@@ -347,3 +347,34 @@ def test_config_path_stays_in_the_directory():
         guest_config.config_path("..")
     with pytest.raises(SaltInvocationError, match="^config_dir: 'etc/xen'"):
         guest_config.config_path("g", "etc/xen")
+
+
+# --- vif specs: what xl and xm read as key=value pairs ------------------------------
+
+
+@pytest.mark.parametrize(("vif", "field", "problem"), [
+    # Old code: accepted, and wrote "bridge=xenbr0,script=/bin/true".
+    ({"bridge": "xenbr0,script=/bin/true"}, "vif[0].bridge", "must not contain ','"),
+    ({"bridge": "a=b"}, "vif[0].bridge", "must not contain '='"),
+    ({"bridge": "xen br0"}, "vif[0].bridge", "must not contain ' '"),
+    ({"bridge": "xenbr0\u00a0"}, "vif[0].bridge", "must not contain '\\xa0'"),
+    ({"bridge": ""}, "vif[0].bridge", "must be a non-empty string"),
+    ({"bridge": ["xenbr0"]}, "vif[0].bridge", "must be a non-empty string"),
+    ({"Bridge": "xenbr0"}, "vif[0]", "is not a vif key"),
+    # xl keeps the space after a value, and reads no key from " bridge =x".
+    ("bridge=xenbr0 ,mac=00:16:3e:00:00:01", "vif[0].bridge", "must not contain ' '"),
+    ("bridge =xenbr0", "vif[0]", "not key=value"),
+])
+def test_a_vif_value_xl_would_read_otherwise_is_refused(vif, field, problem):
+    with pytest.raises(SaltInvocationError, match=f"^{re.escape(field)}: ") as info:
+        guest_config.check_vif([vif])
+    assert problem in str(info.value)
+
+
+def test_vif_specs_xl_reads_as_written():
+    assert guest_config.check_vif([{"bridge": "xenbr0", "mac": "00:16:3e:00:00:01"}]) == [
+        "bridge=xenbr0,mac=00:16:3e:00:00:01"]
+    assert guest_config.check_vif("bridge=xenbr0, mac=00:16:3e:00:00:01") == [
+        "bridge=xenbr0, mac=00:16:3e:00:00:01"]
+    assert guest_config.vif_macs(["bridge=xenbr0, mac=00:16:3E:00:00:01"]) == [
+        "00:16:3e:00:00:01"]

@@ -57,3 +57,12 @@ def test_xl_round_trip(config):
     text = xl_config.render_xl(config)
     assert xl_config.parse_xl(text) == config
     assert guest_config.parse_config(text) == config
+
+
+def test_what_an_xl_string_cannot_carry_is_refused_naming_the_key():
+    with pytest.raises(ValueError, match="^extra: 'a\\\\x00' holds a NUL character"):
+        xl_config.render_xl({"extra": "a\x00"})
+    with pytest.raises(ValueError, match="^vif: '\\\\udc80' holds a lone surrogate"):
+        xl_config.render_xl({"vif": ["\udc80"]})
+    with pytest.raises(ValueError, match="^maxmem: 9223372036854775808 is more than xl"):
+        xl_config.render_xl({"maxmem": 2**63})
