@@ -318,6 +318,9 @@ def shutdown(name, wait=True, timeout=60, toolstack=None):
         salt '*' xm.shutdown XenGuest timeout=120
     """
     values.check_domain_name(name)
+    values.check_switch(wait, "wait")
+    # 0 (and None) is documented as "wait for ever"; anything else is a limit.
+    timeout = None if timeout in (0, "0", None) else check_seconds(timeout)
     tool = _select_toolstack(toolstack)
     args = ["shutdown", "-w", name] if wait else ["shutdown", name]
     command, ret = _run(tool, args, timeout=(timeout or None) if wait else None)

@@ -238,3 +238,11 @@ def test_a_migrate_timeout_reaches_the_command(installed, commands):
     xm.migrate("g", "dom0-b", timeout="600", toolstack="xl")
     assert (commands.calls[-1]["argv"], commands.calls[-1]["timeout"]) == (
         ["xl", "migrate", "g", "dom0-b"], 600)
+
+
+@pytest.mark.parametrize("timeout", ["abc", -1, 1.5, 10**9, True])
+def test_shutdown_timeout_is_checked_before_any_command(commands, installed, timeout):
+    installed.add("xl")
+    with pytest.raises(SaltInvocationError, match="^timeout: "):
+        xm.shutdown("XenGuest", timeout=timeout)
+    assert commands.argv() == []
