@@ -75,7 +75,18 @@ def _xl_tokens(text, source):
     return tokens
 
 
+def _c_strtoul_length(text):
+    """How many characters C's strtoul(text, &end, 10) consumes: spaces, a
+    sign, digits; none when no digit follows."""
+    match = re.match(r"[ \t\n\v\f\r]*[+-]?[0-9]+", text)
+    return match.end() if match else 0
+
+
 def _xl_dequote(literal, source, line):
+    """A string literal as libxlutil's xlu__cfgl_dequote reads it: the C
+    control escapes, and its numeric escapes as it really treats them (a
+    backslash-x escape is always an error; a backslash-digit one swallows up
+    to three more characters as a decimal number and yields nothing)."""
     body = literal[1:-1]
     out = []
     pos = 0
@@ -89,20 +100,22 @@ def _xl_dequote(literal, source, line):
         pos += 1
         if escape in _XL_SIMPLE_ESCAPES:
             out.append(_XL_SIMPLE_ESCAPES[escape])
-        elif escape == "x":
-            digits = re.match(r"[0-9A-Fa-f]{1,2}", body[pos:])
-            if not digits:
-                raise XenConfigError(
-                    f"{source}:{line}: invalid digit after backslash hex escape in quoted string"
-                )
-            out.append(chr(int(digits.group(0), 16)))
-            pos += len(digits.group(0))
         elif escape in "01234567":
-            digits = re.match(r"[0-7]{1,3}", body[pos - 1:]).group(0)
-            out.append(chr(int(digits, 8)))
-            pos += len(digits) - 1
+            # strncpy of 3 characters (the closing quote included) then
+            # strtoul base 10; fewer than 2 consumed is an error.
+            consumed = _c_strtoul_length(literal[1 + pos:1 + pos + 3])
+            if consumed <= 1:
+                raise XenConfigError(
+                    f"{source}:{line}: invalid digit after backslash octalnumerical "
+                    "character escape in quoted string")
+            pos += consumed
+        elif escape == "x":
+            raise XenConfigError(
+                f"{source}:{line}: invalid digit after backslash hexnumerical character "
+                "escape in quoted string")
         else:
-            out.append(escape)
+            raise XenConfigError(
+                f"{source}:{line}: invalid character after backlash in quoted string")
     return "".join(out)
 
 

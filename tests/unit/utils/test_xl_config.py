@@ -66,3 +66,15 @@ def test_what_an_xl_string_cannot_carry_is_refused_naming_the_key():
         xl_config.render_xl({"vif": ["\udc80"]})
     with pytest.raises(ValueError, match="^maxmem: 9223372036854775808 is more than xl"):
         xl_config.render_xl({"maxmem": 2**63})
+
+
+def test_numeric_escapes_read_as_libxlutil_reads_them():
+    # xlu__cfgl_dequote: a backslash-digit escape swallows up to three more
+    # characters as a decimal number and yields nothing; backslash-x is an error.
+    assert xl_config.parse_xl('x = "a\\101b"\n') == {"x": "ab"}
+    with pytest.raises(XenConfigError, match="^t.cfg:1: invalid digit after backslash hex"):
+        xl_config.parse_xl('x = "\\x41"\n', source="t.cfg")
+    with pytest.raises(XenConfigError, match="^t.cfg:1: invalid digit after backslash octal"):
+        xl_config.parse_xl('x = "\\7"\n', source="t.cfg")
+    with pytest.raises(XenConfigError, match="^t.cfg:1: invalid character after backlash"):
+        xl_config.parse_xl('x = "\\q"\n', source="t.cfg")
