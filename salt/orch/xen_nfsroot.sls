@@ -1,8 +1,10 @@
 {#- Orchestration: for every guest, its export on the NFS server first, then
     its boot on the dom0 (the boot proven there: kernel checked, console
-    watched; a guest with several dom0s is first asked of all of them, their
-    mine entries sent again, and booted on its home only when it runs on
-    none: a dom0 that does not answer stops the boot), then the NFS server's confirmation that the guest mounted its
+    watched; a guest with several dom0s first gets its dom0s' migration keys
+    (each published through the mine by its key state) before any of them
+    sets up its trust of the others, then is asked of all of them, their mine entries sent again, and
+    booted on its home only when it runs on none: a dom0 that does not
+    answer stops the boot), then the NFS server's confirmation that the guest mounted its
     root; a failed step stops that guest's next one. A guest marked absent
     goes the other way round: stopped first, then its export removed.
 
@@ -28,6 +30,7 @@
 {%-     set export_id = "xen_nfsroot-export-" ~ name %}
 {%-     set boot_id = "xen_nfsroot-boot-" ~ name %}
 {%-     set mine_id = "xen_nfsroot-where-" ~ name %}
+{%-     set keys_id = "xen_nfsroot-keys-" ~ name %}
 
 {{ export_id }}:
   salt.state:
@@ -39,6 +42,14 @@
       - salt: {{ boot_id }}
 {%-     endif %}
 
+{%-     if guest.dom0s | length > 1 and not guest.absent %}
+
+{{ keys_id }}:
+  salt.state:
+    - tgt: {{ guest.dom0s | json }}
+    - tgt_type: list
+    - sls: [xen_nfsroot.migrate_key]
+{%-     endif %}
 {%-     if guest.dom0s | length > 1 %}
 
 {{ mine_id }}:
@@ -49,6 +60,10 @@
     - arg: [xm.list_domains]
     - kwarg: {fresh: true}
     - expect_minions: true
+{%-       if not guest.absent %}
+    - require:
+      - salt: {{ keys_id }}
+{%-       endif %}
 {%-     endif %}
 
 {{ boot_id }}:

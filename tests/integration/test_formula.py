@@ -146,6 +146,7 @@ def test_orchestrate_exports_before_boots(fresh, salt_run_cli, xen_doubles):
     print(json.dumps(results, indent=1))
     assert set(names) == {
         "xen_nfsroot-export-XenGuest",
+        "xen_nfsroot-keys-XenGuest",
         "xen_nfsroot-where-XenGuest",
         "xen_nfsroot-boot-XenGuest",
         "xen_nfsroot-mounted-XenGuest",
@@ -154,8 +155,11 @@ def test_orchestrate_exports_before_boots(fresh, salt_run_cli, xen_doubles):
     }
     for guest in ("XenGuest", "StaticGuest"):
         assert names.index(f"xen_nfsroot-export-{guest}") < names.index(f"xen_nfsroot-boot-{guest}")
-    # XenGuest has two dom0s: both are asked before its boot.
-    assert names.index("xen_nfsroot-where-XenGuest") < names.index("xen_nfsroot-boot-XenGuest")
+    # XenGuest has two dom0s: both have their migration keys in the mine before
+    # either sets up its trust of the other (one run converges), and both are
+    # asked before its boot.
+    assert (names.index("xen_nfsroot-keys-XenGuest") < names.index("xen_nfsroot-where-XenGuest")
+            < names.index("xen_nfsroot-boot-XenGuest"))
     # Only a guest the orchestration boots is looked for among the server's mounts.
     assert names.index("xen_nfsroot-boot-XenGuest") < names.index("xen_nfsroot-mounted-XenGuest")
     assert all(r["result"] is True for r in results.values()), results
@@ -174,11 +178,17 @@ def test_orchestrate_one_guest(fresh, salt_run_cli, xen_doubles):
     order, _ = orchestrate_steps(ret)
     assert [sid.split("_|-")[1] for sid in order] == [
         "xen_nfsroot-export-XenGuest",
+        "xen_nfsroot-keys-XenGuest",
         "xen_nfsroot-where-XenGuest",
         "xen_nfsroot-boot-XenGuest",
         "xen_nfsroot-mounted-XenGuest",
     ]
     assert EXPORTS_FILE.read_text() == SEED_EXPORT + "\n"
+    # One run sets up the migration trust both ways: each dom0's key was in
+    # the mine before the other's trust state ran, whichever ran first.
+    for here, peer in (("dom0-a", "dom0-b"), ("dom0-b", "dom0-a")):
+        trusted = (xen_doubles[here].dir / "trust" / "authorized_keys").read_text()
+        assert f"xen-nfsroot-migrate@{peer}" in trusted, (here, trusted)
     # StaticGuest's fstab was not touched: only XenGuest was selected.
     assert (GUEST_ROOTS["StaticGuest"] / "etc/fstab").read_text() == SEED_FSTAB
     assert list(xen_doubles["dom0-a"].domains()) == ["XenGuest"]
