@@ -67,7 +67,7 @@ PRINTK_TIME = re.compile(r"^\[\s*\d+\.\d+\]\s*")
 FAILURE_LINES = 8
 #: One word as sh reads it in ``XENCONSOLED_ARGS="..."`` and then unquoted:
 #: nothing sh expands inside double quotes, splits on, or globs.
-SH_WORD_RE = re.compile(r"^[A-Za-z0-9_./,:@%+=-]+$")
+SH_WORD_RE = re.compile(r"^[A-Za-z0-9_./,:@%+=-]+\Z")
 #: The longest console directory (its logs' paths stay far below PATH_MAX).
 MAX_CONSOLE_DIR = 1024
 

@@ -63,10 +63,10 @@ GUEST_SETTINGS = {
 }
 
 
-INTERFACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-NFS_OPTION_RE = re.compile(r"^[A-Za-z0-9_]+(=[A-Za-z0-9_.:/-]+)?$")
-VIF_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+INTERFACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}\Z")
+NFS_OPTION_RE = re.compile(r"^[A-Za-z0-9_]+(=[A-Za-z0-9_.:/-]+)?\Z")
+VIF_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*\Z")
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 #: What a value in a vif spec must not hold: its separators, quotes, spaces.
 VIF_SYNTAX = ",=\"' \xa0"
 NETWORK_KEYS = frozenset(("dhcp", "address", "netmask", "gateway", "hostname", "interface"))

@@ -48,7 +48,7 @@ _SECTOR = 512
 _VERSION_MAX = 256
 
 _ELF_MAGIC = b"\x7fELF"
-_RELEASE_RE = re.compile(r"^[0-9][0-9A-Za-z._+~-]*$")
+_RELEASE_RE = re.compile(r"^[0-9][0-9A-Za-z._+~-]*\Z")
 _BANNER_RE = re.compile(rb"Linux version ([0-9][0-9A-Za-z._+~-]*) \(")
 _FILE_NAME_RE = re.compile(r"^vmlinu[xz]-(.+?)(?:\.(?:gz|bz2|xz|lzma|zst|lz4))?$")
 _IKCONFIG_MAGIC = b"IKCFG_ST"

@@ -29,10 +29,10 @@ KEY_TYPES = (
     "sk-ecdsa-sha2-nistp256@openssh.com",
 )
 #: What a key's comment may hold: no quotes, backslashes or control characters.
-COMMENT_RE = re.compile(r"^[A-Za-z0-9_.@:+=,/ -]{0,255}$")
+COMMENT_RE = re.compile(r"^[A-Za-z0-9_.@:+=,/ -]{0,255}\Z")
 #: The first word of a key line (an authorized_keys line without options).
-TYPE_WORD_RE = re.compile(r"^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+$")
-_BLOB_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+TYPE_WORD_RE = re.compile(r"^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+\Z")
+_BLOB_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}\Z")
 _MAX_BLOB = 16384
 
 _PRIVATE_BEGIN = "-----BEGIN OPENSSH PRIVATE KEY-----"

@@ -22,9 +22,9 @@ TOOLSTACK_CHOICES = ("auto", *TOOLSTACKS)
 #: The guest types the formula boots (xm boots pv only).
 GUEST_TYPES = ("pv", "pvh")
 #: An ssh command line xl may run through sh -c: option words only, no shell syntax.
-SSH_COMMAND_RE = re.compile(r"^[A-Za-z0-9_./=:@,+ -]+$")
+SSH_COMMAND_RE = re.compile(r"^[A-Za-z0-9_./=:@,+ -]+\Z")
 #: The user of a ``user@host`` migration target.
-SSH_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+SSH_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 #: The characters of every host :func:`check_host` accepts: one word for sh,
 #: ssh, sshd's ``from=`` and a ``known_hosts`` pattern.
 HOST_WORD_RE = re.compile(r"[A-Za-z0-9.:-]+")

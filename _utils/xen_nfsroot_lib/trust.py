@@ -71,7 +71,7 @@ PRIVATE_DIRECTORY_MODE = 0o700
 WRAPPER_MODE = 0o755
 
 # A path that may stand in an ssh command line and in command="...".
-_PATH_RE = re.compile(r"^/[A-Za-z0-9_./+-]*$")
+_PATH_RE = re.compile(r"^/[A-Za-z0-9_./+-]*\Z")
 _KNOWN_HOSTS_HEADER = (
     "# The ssh host keys of this dom0's migration peers, one line per key, each\n"
     "# ending with the peer's minion id. Written by Salt (xen_migrate.trusted):\n"

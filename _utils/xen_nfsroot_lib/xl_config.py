@@ -18,7 +18,7 @@ never writes one.
 
 import re
 
-XL_KEY_RE = re.compile(r"^[a-z][._0-9a-z]*$")
+XL_KEY_RE = re.compile(r"^[a-z][._0-9a-z]*\Z")
 
 #: The first line of every config file the formula writes.
 HEADER = "# Managed by Salt (xen-nfsroot): local changes are overwritten.\n"

@@ -15,7 +15,7 @@ import re
 
 from xen_nfsroot_lib.xl_config import HEADER, XenConfigError
 
-XM_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+XM_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 XM_HEADER = "# -*- mode: python; coding: utf-8 -*-\n" + HEADER
 
 
