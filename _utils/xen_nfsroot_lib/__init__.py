@@ -14,7 +14,9 @@ site-packages beside the ``xen_nfsroot`` entry point; ``saltutil.sync_all``
 (or ``sync_utils``) copies ``_utils/`` into the minion's extension modules,
 a directory Salt puts on ``sys.path`` while it loads execution and state
 modules. When a minion has both, the installed package wins: Salt appends the
-synced directory at the end of ``sys.path``.
+synced directory at the end of ``sys.path``, after site-packages (an editable
+install's import hook comes after every ``sys.path`` entry, so there the
+synced copy wins).
 """
 
 

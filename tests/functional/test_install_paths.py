@@ -14,12 +14,12 @@ and then calls the modules.
 
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 import sysconfig
 
 import pytest
-import salt.version
 
 from tests.support import REPO
 
@@ -106,13 +106,25 @@ def test_a_synced_module_runs_library_code(synced_minion, tmp_path):
     assert list(listed) == ["/srv/a"], listed
 
 
-def test_the_salt_release_is_one_the_formula_supports():
-    assert salt.version.__version__ in ("3008.4", "3007.16")
+def _imported_with(root, code):
+    proc = subprocess.run([sys.executable, "-c", code + "; import xen_nfsroot_lib; "
+                           "print(xen_nfsroot_lib.__file__)"],
+                          capture_output=True, text=True, check=True, cwd=str(root))
+    return pathlib.Path(proc.stdout.strip()).parent
 
 
-def test_installed_package_wins_over_a_synced_copy():
-    """Salt appends the synced utils directory to sys.path: the installed
-    package, earlier on the path, is the one imported when both exist."""
-    import xen_nfsroot_lib  # noqa: PLC0415
-
-    assert pathlib.Path(xen_nfsroot_lib.__file__).parent == REPO / "_utils" / "xen_nfsroot_lib"
+def test_which_copy_wins_when_a_minion_has_both(synced_minion, tmp_path):
+    """Salt appends the synced utils directory to sys.path (the loader's
+    extra_module_dirs). A package installed into site-packages comes before
+    it on sys.path and wins; an editable install (this test environment's)
+    is found by its import hook only after every sys.path entry, so there
+    the synced copy wins. README.md says both."""
+    root, _ = synced_minion
+    synced = root / "var" / "cache" / "salt" / "minion" / "extmods" / "utils"
+    append = f"import sys; sys.path.append({str(synced)!r})"
+    assert _imported_with(root, append) == synced / "xen_nfsroot_lib"
+    # A regular install: the package in a site directory ahead of the synced one.
+    site = tmp_path / "site-packages"
+    shutil.copytree(REPO / "_utils" / "xen_nfsroot_lib", site / "xen_nfsroot_lib")
+    installed = f"import sys; sys.path.insert(0, {str(site)!r}); {append}"
+    assert _imported_with(root, installed) == site / "xen_nfsroot_lib"
