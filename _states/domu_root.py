@@ -15,7 +15,7 @@ there, and may have planted links for an extraction to follow). The root
 directory itself is the record that it was populated; to populate it again,
 remove it. Unsafe members (absolute paths, ``..``, members written through a
 link, hard links out of the tree, device nodes) fail the state and leave
-nothing behind. The work is done by ``nfsroot_files.populate_root``.
+nothing behind. The work is done by ``domu_root.populate_root`` (the execution module).
 """
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -24,9 +24,9 @@ __virtualname__ = "domu_root"
 
 
 def __virtual__():
-    if "nfsroot_files.populate_root" in __salt__:
+    if "domu_root.populate_root" in __salt__:
         return __virtualname__
-    return (False, "domu_root: the nfsroot_files execution module is not loaded")
+    return (False, "domu_root: the domu_root execution module is not loaded")
 
 
 def populated(name, source, source_hash=None, skip_verify=False):
@@ -45,7 +45,7 @@ def populated(name, source, source_hash=None, skip_verify=False):
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     try:
-        outcome = __salt__["nfsroot_files.populate_root"](
+        outcome = __salt__["domu_root.populate_root"](
             name, source, source_hash=source_hash, skip_verify=skip_verify,
             saltenv=globals().get("__env__", "base"), test=__opts__["test"],
         )

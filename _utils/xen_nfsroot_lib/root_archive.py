@@ -11,7 +11,7 @@ kept as in the archive: a root filesystem needs its set-id programs, its
 owners and its absolute links (which name the guest's own root).
 
 Unpacking into a fresh private directory and renaming it into place once is
-``nfsroot_files.populate_root``, which fetches the archive through Salt.
+``domu_root.populate_root``, which fetches the archive through Salt.
 """
 
 import hashlib

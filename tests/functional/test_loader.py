@@ -4,7 +4,7 @@ import pathlib
 import subprocess
 import sys
 
-MODULES = ("domu_fstab", "exportfs", "guest_console", "guest_kernel", "nfsroot_files",
+MODULES = ("domu_fstab", "exportfs", "guest_console", "guest_kernel", "domu_root",
            "xen_config", "xen_migrate", "xen_nfsroot")
 STATES = ("domu_fstab.nfs_root", "domu_root.populated", "nfs_export.present")
 
@@ -25,3 +25,10 @@ def test_salt_call_local_sees_the_modules(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "exportfs.add" in proc.stdout
+
+
+def test_the_old_name_of_domu_root_still_works(modules):
+    """nfsroot_files held the file routine once; its one operation kept the
+    old name as an alias (``__virtual_aliases__``)."""
+    assert "domu_root.populate_root" in modules
+    assert "nfsroot_files.populate_root" in modules

@@ -5,17 +5,17 @@ import inspect
 
 from xen_nfsroot.modules import (
     domu_fstab,
+    domu_root,
     exportfs,
     guest_console,
     guest_kernel,
-    nfsroot_files,
     xen_config,
     xen_migrate,
     xen_nfsroot,
     xm,
 )
 
-MODULES = (domu_fstab, exportfs, guest_console, guest_kernel, nfsroot_files, xen_config,
+MODULES = (domu_fstab, domu_root, exportfs, guest_console, guest_kernel, xen_config,
            xen_migrate, xen_nfsroot, xm)
 
 

@@ -12,7 +12,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.support.commands import Commands
 from tests.support.loader import functions
-from xen_nfsroot.modules import guest_console, nfsroot_files, xen_config
+from xen_nfsroot.modules import guest_console, xen_config
 
 KERNEL_UP = """\
 [    0.000000] Linux version 6.6.0-nfsroot (builder@host) #1 SMP
@@ -29,7 +29,7 @@ NO_INITRAMFS = """\
 
 @pytest.fixture
 def configure_loader_modules(tmp_path):
-    salt = functions(xen_config, nfsroot_files)
+    salt = functions(xen_config)
     salt["xm.state"] = MagicMock(return_value="blocked")
     salt["cmd.run_all"] = Commands()
     return {guest_console: {"__salt__": salt, "__opts__": {"cachedir": str(tmp_path / "c")}}}

@@ -13,7 +13,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from tests.support.commands import Commands
 from tests.support.loader import functions
 from tests.unit.utils.test_ssh_keys import key_line
-from xen_nfsroot.modules import nfsroot_files, xen_migrate
+from xen_nfsroot.modules import xen_migrate
 from xen_nfsroot_lib import ssh_keys
 
 
@@ -24,11 +24,10 @@ def run_all():
 
 @pytest.fixture
 def configure_loader_modules(run_all):
-    salt = functions(xen_migrate, nfsroot_files)
+    salt = functions(xen_migrate)
     salt["cmd.run_all"] = run_all
     opts = {"id": "dom0-a", "test": False}
-    return {xen_migrate: {"__salt__": salt, "__opts__": opts},
-            nfsroot_files: {"__salt__": salt, "__opts__": opts}}
+    return {xen_migrate: {"__salt__": salt, "__opts__": opts}}
 
 
 def test_the_module_is_xen_migrate():

@@ -5,7 +5,7 @@ from unittest.mock import MagicMock
 import pytest
 
 from tests.support.loader import functions
-from xen_nfsroot.modules import guest_console, nfsroot_files
+from xen_nfsroot.modules import guest_console
 from xen_nfsroot.states import xen_console
 
 
@@ -18,7 +18,7 @@ def settings(tmp_path):
 
 @pytest.fixture
 def salt_mods():
-    salt = functions(guest_console, nfsroot_files)
+    salt = functions(guest_console)
     salt["guest_console.daemon_logging"] = MagicMock(return_value=None)
     salt["guest_console.restart_daemon"] = MagicMock(return_value=True)
     return salt

@@ -1,6 +1,6 @@
 """xen_migrate.key and xen_migrate.trusted with a mocked loader.
 
-The states' ``__salt__`` holds the real xen_migrate and nfsroot_files
+The states' ``__salt__`` holds the real xen_migrate
 functions working on temporary files and the real ssh-keygen (through the
 cmd.run_all fake running it for real); the mine is a dictionary
 (``mine.get`` and ``mine.send`` record their calls).
@@ -15,7 +15,7 @@ from salt.exceptions import CommandExecutionError
 from tests.support.commands import Commands
 from tests.support.loader import functions
 from tests.unit.utils.test_ssh_keys import blob, key_line
-from xen_nfsroot.modules import nfsroot_files, xen_migrate
+from xen_nfsroot.modules import xen_migrate
 from xen_nfsroot.states import xen_migrate as migrate_state
 from xen_nfsroot_lib import files as trust_files
 from xen_nfsroot_lib import trust
@@ -56,12 +56,11 @@ def opts():
 
 @pytest.fixture
 def configure_loader_modules(mine, opts):
-    salt = functions(xen_migrate, nfsroot_files)
+    salt = functions(xen_migrate)
     salt.update({"cmd.run_all": Commands(real=True), "mine.get": mine.get,
                  "mine.send": mine.send})
     return {migrate_state: {"__salt__": salt, "__opts__": opts},
-            xen_migrate: {"__salt__": salt, "__opts__": opts},
-            nfsroot_files: {"__salt__": salt, "__opts__": opts}}
+            xen_migrate: {"__salt__": salt, "__opts__": opts}}
 
 
 def mode(path):

@@ -12,6 +12,10 @@ Every other file the formula reads or writes goes through the one safe file
 routine, :mod:`xen_nfsroot_lib.files` (imported by the modules that write:
 ``domu_fstab``, ``exportfs``, ``xen_config``, ``guest_console``,
 ``xen_migrate``).
+
+.. deprecated:: this module was ``nfsroot_files``, when it also held the file
+   routine; ``nfsroot_files.populate_root`` still works (an alias) and will be
+   removed in a later release: call ``domu_root.populate_root``.
 """
 
 import os
@@ -23,7 +27,9 @@ from salt.exceptions import SaltInvocationError
 
 from xen_nfsroot_lib import files, root_archive
 
-__virtualname__ = "nfsroot_files"
+__virtualname__ = "domu_root"
+#: The module's old name, kept working for callers of nfsroot_files.populate_root.
+__virtual_aliases__ = ("nfsroot_files",)
 
 
 def __virtual__():
@@ -108,7 +114,7 @@ def populate_root(name, source, source_hash=None, skip_verify=False, saltenv="ba
 
     .. code-block:: bash
 
-        salt nfs1 nfsroot_files.populate_root /xen salt://roots/xenguest.tar.xz
+        salt nfs1 domu_root.populate_root /xen salt://roots/xenguest.tar.xz
     """
     name = files.check_absolute(name, "name")
     if name == "/":
