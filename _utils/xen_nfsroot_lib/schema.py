@@ -438,25 +438,39 @@ def _check_states(where, guest):
         raise PillarError(f"xen_nfsroot pillar: {where}: {err}") from None
 
 
+def _ancestors(path):
+    """The directories above path, nearest first ('/a/b/c' -> '/a/b', '/a')."""
+    while True:
+        path = path.rsplit("/", 1)[0]
+        if not path:
+            return
+        yield path
+
+
 def check_across(name, guest, seen):
     """What spans guests: one root, one MAC address, no root inside another.
     ``seen`` holds the guests checked before: ``{"root": {(server, path):
-    name}, "mac": {mac: name}}``, and gets this one."""
+    name}, "mac": {mac: name}}``, and gets this one (plus ``"holds"``: the
+    directories above each root, so each guest costs its path's depth, not
+    the number of guests)."""
     where = f"guest {name!r}"
     server, path = guest["nfs_server"], guest["nfs_root"]
-    for (other_server, other_path), other in seen["root"].items():
-        if other_server != server:
-            continue
-        if other_path == path:
-            fail(where, "nfs_root", f"already the root of guest {other!r} on {server}", path)
-        # The outer guest owns every directory on the way to the inner root.
-        if path.startswith(other_path + "/"):
-            fail(where, "nfs_root", f"inside the root {other_path} of guest {other!r} on "
-                                    f"{server}", path)
-        if other_path.startswith(path + "/"):
-            fail(where, "nfs_root", f"holds the root {other_path} of guest {other!r} on "
-                                    f"{server}", path)
-    seen["root"][(server, path)] = name
+    roots, holds = seen["root"], seen.setdefault("holds", {})
+    if (server, path) in roots:
+        fail(where, "nfs_root", f"already the root of guest {roots[server, path]!r} on "
+                                f"{server}", path)
+    # The outer guest owns every directory on the way to the inner root.
+    for above in _ancestors(path):
+        if (server, above) in roots:
+            fail(where, "nfs_root", f"inside the root {above} of guest "
+                                    f"{roots[server, above]!r} on {server}", path)
+    if (server, path) in holds:
+        other_path, other = holds[server, path]
+        fail(where, "nfs_root", f"holds the root {other_path} of guest {other!r} on "
+                                f"{server}", path)
+    roots[server, path] = name
+    for above in _ancestors(path):
+        holds.setdefault((server, above), (path, name))
     for mac in guest_config.vif_macs(guest["vif"]):
         if mac in seen["mac"]:
             fail(where, "vif", f"MAC address already used by guest {seen['mac'][mac]!r}", mac)

@@ -109,3 +109,16 @@ def test_the_state_arguments_of_a_guest_without_fstab(pillar):
     assert states["domu_fstab"] is None
     assert states["domu_root"] == {"name": "/xen", "source": "salt://roots/guest.tar.gz",
                                    "source_hash": None, "skip_verify": False}
+
+
+def test_across_guests_nesting_by_directories_not_by_prefix(pillar):
+    guest = schema.validate(pillar)["XenGuest"]
+    seen = {"root": {}, "mac": {}}
+    for name, root in (("a", "/srv/x"), ("b", "/srv/xy"), ("c", "/srv/y/deep/er")):
+        schema.check_across(name, dict(guest, nfs_root=root, vif=[""]), seen)
+    with pytest.raises(schema.PillarError, match="holds the root /srv/y/deep/er of guest 'c'"):
+        schema.check_across("d", dict(guest, nfs_root="/srv/y", vif=[""]), seen)
+    with pytest.raises(schema.PillarError, match="inside the root /srv/x of guest 'a'"):
+        schema.check_across("e", dict(guest, nfs_root="/srv/x/z", vif=[""]), seen)
+    # Another server's tree is another tree.
+    schema.check_across("f", dict(guest, nfs_server="nfs2", nfs_root="/srv/x/z", vif=[""]), seen)
