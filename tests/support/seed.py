@@ -21,3 +21,11 @@ SEED_FSTAB_RESULT = (
 SEED_OPTIONS = ["rw", "no_root_squash", "async", "no_subtree_check"]
 SEED_EXPORT = [{"hosts": "192.0.2.10", "options": SEED_OPTIONS}]
 SEED_EXPORT_LINE = b"/xen 192.0.2.10(rw,no_root_squash,async,no_subtree_check)\n"
+
+
+def guest_root(parent):
+    """A guest root directory ``parent/xen`` with an etc/ and the seed's fstab."""
+    root = parent / "xen"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "fstab").write_text(SEED_FSTAB)
+    return root

@@ -8,7 +8,7 @@ import pytest
 import salt.payload
 from saltfactories.utils.functional import Loaders
 
-from tests.support.seed import SEED_FSTAB, SEED_FSTAB_RESULT
+from tests.support.seed import SEED_FSTAB, SEED_FSTAB_RESULT, guest_root
 
 SEED = SEED_FSTAB
 SEED_RESULT = SEED_FSTAB_RESULT
@@ -31,10 +31,8 @@ def apply_sls(modules, function, test=False, **args):
 
 @pytest.fixture
 def guest(tmp_path):
-    root = tmp_path / "xen"
-    (root / "etc").mkdir(parents=True)
-    (root / "etc" / "fstab").write_text(SEED)
-    return root
+    """A guest root directory with an etc/ and the seed's fstab."""
+    return guest_root(tmp_path)
 
 
 def test_loader_has_the_state_and_the_module(states, modules):

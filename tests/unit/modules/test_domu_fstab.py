@@ -9,16 +9,15 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from tests.support.loader import functions
 from tests.support.seed import SEED_FSTAB as SEED
 from tests.support.seed import SEED_FSTAB_RESULT as SEED_RESULT
+from tests.support.seed import guest_root
 from xen_nfsroot.modules import domu_fstab
 from xen_nfsroot_lib import files
 
 
 @pytest.fixture
 def guest(tmp_path):
-    root = tmp_path / "xen"
-    (root / "etc").mkdir(parents=True)
-    (root / "etc" / "fstab").write_text(SEED)
-    return root
+    """A guest root directory with an etc/ and the seed's fstab."""
+    return guest_root(tmp_path)
 
 
 def test_the_cli_is_the_operations_on_a_guest_tree():

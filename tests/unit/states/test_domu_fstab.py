@@ -16,6 +16,7 @@ from tests.support.fstab_cases import (
 )
 from tests.support.seed import SEED_FSTAB as SEED
 from tests.support.seed import SEED_FSTAB_RESULT as SEED_RESULT
+from tests.support.seed import guest_root
 from xen_nfsroot.modules import domu_fstab as fstab_module
 from xen_nfsroot.states import domu_fstab
 from xen_nfsroot_lib import fstab
@@ -36,10 +37,7 @@ def configure_loader_modules():
 @pytest.fixture
 def guest(tmp_path):
     """A guest root directory with an etc/ and the seed's fstab."""
-    root = tmp_path / "xen"
-    (root / "etc").mkdir(parents=True)
-    (root / "etc" / "fstab").write_text(SEED)
-    return root
+    return guest_root(tmp_path)
 
 
 def test_virtual_needs_the_execution_module():
