@@ -8,6 +8,12 @@ populated, and the guest cannot remove it. The archive is fetched through
 Salt (``cp.cache_file``) when it is not a local file; the member filter and
 the extraction are :mod:`xen_nfsroot_lib.root_archive`.
 
+:func:`confine` mounts a root onto itself ``nosuid,nodev`` (and keeps the
+mount in the server's fstab), so that the server's local users cannot run the
+guest's set-id programs or open its device nodes; the rules are
+:mod:`xen_nfsroot_lib.mounts`. A root populated with ``confine`` is mounted so
+before anyone but root can traverse it.
+
 Every other file the formula reads or writes goes through the one safe file
 routine, :mod:`xen_nfsroot_lib.files` (imported by the modules that write:
 ``domu_fstab``, ``exportfs``, ``xen_config``, ``guest_console``,
@@ -23,13 +29,15 @@ import secrets
 import shutil
 import stat
 
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from xen_nfsroot_lib import files, root_archive
+from xen_nfsroot_lib import files, fstab, mounts, root_archive
 
 __virtualname__ = "domu_root"
 #: The module's old name, kept working for callers of nfsroot_files.populate_root.
 __virtual_aliases__ = ("nfsroot_files",)
+#: How often the fstab edit is retried when the file changes meanwhile.
+EDIT_ATTEMPTS = 3
 
 
 def __virtual__():
@@ -83,7 +91,7 @@ def _remove_stale_populations(parent, parent_path, base):
 
 
 def populate_root(name, source, source_hash=None, skip_verify=False, saltenv="base",  # noqa: PLR0913,PLR0917 (Salt calls it with keywords)
-                  test=False):
+                  test=False, confine=False):
     """
     Create a guest's root directory from a tar archive, once.
 
@@ -106,9 +114,16 @@ def populate_root(name, source, source_hash=None, skip_verify=False, saltenv="ba
     test
         Only say whether it would populate (a local archive is checked
         too: a missing file or a wrong hash fails as the run would).
+    confine
+        Unless a mount above it confines it already, mount the new root onto
+        itself ``nosuid,nodev`` (:func:`confine`, without its fstab line)
+        while only root can traverse it, then give it the archive's mode.
+        When the mount fails, the new root is removed again and the error
+        raised.
 
-    Returns ``{"name": name, "populated": bool, "members": N}``
-    (``populated`` False: the root exists already).
+    Returns ``{"name": name, "populated": bool, "members": N, "mounted":
+    bool}`` (``populated`` False: the root exists already; ``mounted``: the
+    new root was mounted ``nosuid,nodev``).
 
     CLI Example:
 
@@ -129,13 +144,14 @@ def populate_root(name, source, source_hash=None, skip_verify=False, saltenv="ba
     try:
         with files.locked(parent):
             if _root_entry(parent, base, name) is not None:
-                return {"name": name, "populated": False, "members": 0}
+                return {"name": name, "populated": False, "members": 0, "mounted": False}
+            bind = confine and mounts.plan(_live_mounts(), name).action == "mount"
             if test:
                 # A local archive is checked as the run would: a missing
                 # file or a wrong hash is predicted, not found later.
                 if _local_path(source) is not None:
                     _checked(source, _local_path(source), archive["source_hash"])
-                return {"name": name, "populated": True, "members": None}
+                return {"name": name, "populated": True, "members": None, "mounted": bind}
             _remove_stale_populations(parent, parent_path, base)
             archive = _fetch(source, archive["source_hash"], saltenv)
             fresh = f".{base}{files.TEMP_TAG}populate-{secrets.token_hex(8)}"
@@ -143,13 +159,128 @@ def populate_root(name, source, source_hash=None, skip_verify=False, saltenv="ba
             destination = os.path.realpath(os.path.join(parent_path, fresh))
             try:
                 count, root_mode = root_archive.extract(archive, destination)
-                if not root_mode:
-                    os.chmod(fresh, 0o755, dir_fd=parent)
+                mode = stat.S_IMODE(os.stat(fresh, dir_fd=parent).st_mode) if root_mode else 0o755
+                if bind:
+                    os.chmod(fresh, 0o700, dir_fd=parent)
                 os.rename(fresh, base, src_dir_fd=parent, dst_dir_fd=parent)
             except BaseException:
                 shutil.rmtree(destination, ignore_errors=True)
                 raise
+            if bind:
+                try:
+                    _mount(name)
+                except BaseException:
+                    os.rename(base, fresh, src_dir_fd=parent, dst_dir_fd=parent)
+                    shutil.rmtree(destination, ignore_errors=True)
+                    raise
+            os.chmod(base, mode, dir_fd=parent)
             os.fsync(parent)
     finally:
         os.close(parent)
-    return {"name": name, "populated": True, "members": count}
+    return {"name": name, "populated": True, "members": count, "mounted": bind}
+
+
+# ---------------------------------------------------------------------------
+# Confinement: the root mounted onto itself nosuid,nodev
+# ---------------------------------------------------------------------------
+
+
+def _live_mounts():
+    """The live mounts indexed by mount point, read once per run."""
+    if "domu_root.mounts" not in __context__:
+        with open(mounts.MOUNTINFO, encoding="utf-8", errors="surrogateescape") as handle:
+            __context__["domu_root.mounts"] = mounts.index(mounts.parse(handle.read()))
+    return __context__["domu_root.mounts"]
+
+
+def _mount(name):
+    result = __salt__["cmd.run_all"](mounts.mount_command(name), python_shell=False)
+    if result["retcode"] != 0:
+        raise CommandExecutionError(
+            f"mount --bind {name} failed (exit {result['retcode']}): "
+            f"{(result['stderr'] or result['stdout']).strip()}"
+        )
+    __context__["domu_root.mounts"] = mounts.confined(_live_mounts(), name)
+
+
+def _persist(name, config, test):
+    """The fstab line of the bind mount in ``config`` (the formula's line,
+    found by mount point and device; every other line kept as it is). None
+    is added where another line mounts something on the root: a second line
+    for one mount point is one too many for systemd's fstab generator."""
+    for _ in range(EDIT_ATTEMPTS):
+        data = files.read(config)
+        text = (data or b"").decode("utf-8", "surrogateescape")
+        if fstab.others_on(text, name, name):
+            return {}
+        new_text, changes = fstab.plan_entry(text, name, name, mounts.BIND_FSTYPE,
+                                             list(mounts.BIND_OPTIONS), stacked=True)
+        if not changes or test:
+            return changes
+        try:
+            files.write(config, new_text.encode("utf-8", "surrogateescape"),
+                        previous=data or b"")
+        except CommandExecutionError as err:
+            if getattr(err, "conflict", False):
+                continue
+            raise
+        return changes
+    raise CommandExecutionError(f"{config} kept changing while it was edited")
+
+
+def confine(name, persist=True, config="/etc/fstab", test=False):
+    """
+    Mount the guest root ``name`` onto itself ``nosuid,nodev`` on this NFS
+    server, so that its local users can neither run the guest's set-id
+    programs nor open its device nodes, while the guest, whose own NFS mount
+    is not ``nosuid``, keeps both. The live mounts are read once per run
+    (``/proc/self/mountinfo``); the mount is ``mount --bind -o nosuid,nodev
+    NAME NAME``.
+
+    A root held by a mount that has both flags (its own, or one of a
+    directory above it) is left as it is. A root that is a mount point of
+    its own (a dedicated file system) without them is refused with the fix,
+    since that mount's fstab line is the admin's.
+
+    persist
+        Keep the bind mount in ``config`` (``NAME NAME none bind,nosuid,nodev
+        0 0``, appended after every other line, so that it mounts after what
+        holds the root), written atomically, every other line kept; not
+        where another line of ``config`` mounts something on ``name``.
+    test
+        Only say what would be done.
+
+    Returns ``{"name": name, "mounted": bool, "fstab": changes,
+    "mount_point": path}`` (``mounted``: a mount was or would be made;
+    ``mount_point``: where the mount that confines the root is), plus ``"missing": True``
+    when ``test`` is true and ``name`` does not exist yet.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt nfs1 domu_root.confine /xen test=True
+    """
+    mounts.check_root(name)
+    files.check_absolute(config, "config")
+    needed = mounts.plan(_live_mounts(), name)
+    if needed.action == "refuse":
+        raise mounts.refusal(name, needed.missing)
+    if needed.action == "mount":
+        try:
+            info = os.stat(name, follow_symlinks=False)
+        except FileNotFoundError:
+            if test:
+                return {"name": name, "mounted": False, "missing": True, "mount_point": name,
+                        "fstab": _persist(name, config, test) if persist else {}}
+            raise CommandExecutionError(f"{name} does not exist") from None
+        if not stat.S_ISDIR(info.st_mode):
+            raise files.TreeError(f"{name} is {files.describe(info.st_mode)}, not a directory",
+                                  refused=True)
+        if not test:
+            _mount(name)
+    # A mount above the root that confines it is someone else's: no line for it.
+    own = needed.action == "mount" or needed.mount_point == name
+    changes = _persist(name, config, test) if persist and own else {}
+    return {"name": name, "mounted": needed.action == "mount", "fstab": changes,
+            "mount_point": name if own else needed.mount_point}

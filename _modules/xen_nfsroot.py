@@ -337,17 +337,23 @@ def _args(mapping):
     return [{key: value} for key, value in mapping.items() if value is not None]
 
 
-def _server_states(name, guest, exports_file):
+def _server_states(name, guest, server):
     high = {}
     args = guest["states"]
     export_id = f"xen_nfsroot-export-{name}"
-    target = [{"exports": exports_file}, {"reload": False}]
+    target = [{"exports": server["exports_file"]}, {"reload": False}]
     if guest["absent"]:
         return {export_id: {"nfs_export.absent": [{"name": guest["nfs_root"]}, *target]}}
     require = []
+    confine = server["confine_roots"]
     if args[ROOT] is not None:
-        high[f"xen_nfsroot-root-{name}"] = {"domu_root.populated": _args(args[ROOT])}
+        high[f"xen_nfsroot-root-{name}"] = {"domu_root.populated": [
+            *_args(args[ROOT]), *([{"confine": True}] if confine else [])]}
         require = [{"domu_root": f"xen_nfsroot-root-{name}"}]
+    if confine:
+        high[f"xen_nfsroot-confined-{name}"] = {"domu_root.confined": [
+            {"name": guest["nfs_root"]}, *_requisite(require)]}
+        require = [{"domu_root": f"xen_nfsroot-confined-{name}"}]
     if args[FSTAB] is not None:
         high[f"xen_nfsroot-fstab-{name}"] = {
             "domu_fstab.nfs_root": [*_args(args[FSTAB]), *_requisite(require)]}
@@ -367,7 +373,7 @@ def _server_data(selected):
     if server["manage_packages"] or server["manage_service"]:
         high["include"] = ["xen_nfsroot.packages"]
     for name, guest in selected.items():
-        high.update(_server_states(name, guest, server["exports_file"]))
+        high.update(_server_states(name, guest, server))
     high["xen_nfsroot-exports-applied"] = {
         "nfs_export.reloaded": [{"require": [f"xen_nfsroot-export-{name}" for name in selected]}]
     }

@@ -11,7 +11,12 @@ with the reason, judged from step 1's orchestration (``onehost.Steps``).
   the kernel's config file; no domain, no console log, no config;
 * ``noexport``: its root is not exported to it; it boots, its initramfs's
   mount is refused, and the state fails within its ``boot_timeout`` quoting
-  the console's lines; the guest halts (``panic=0``) and Xen destroys it.
+  the console's lines; the guest halts (``panic=0``) and Xen destroys it;
+* ``nfsguest``'s root is confined on the server: mounted onto itself
+  ``nosuid,nodev`` (findmnt), kept in the server's fstab, and a set-id root
+  copy of ``id`` in it runs as the unprivileged user who starts it there,
+  while the guest's own mount of that root (its console's root line) is not
+  ``nosuid``: the guest keeps its set-id programs.
 """
 
 import re
@@ -129,7 +134,13 @@ class Proofs:
                             f"i=$((i + 1)); [ $i -lt {HALT_WAIT} ] || exit 1; sleep 1; done; "
                             "echo $i"),
             "caught-console": f"cat {log(UNMOUNTED_GUEST)}",
-            "xl-list": "xl list"})
+            "xl-list": "xl list",
+            "root-mount": f"findmnt -n -o VFS-OPTIONS --mountpoint {GUEST_ROOT}",
+            "root-fstab": f"findmnt --fstab -n -o SOURCE,FSTYPE,OPTIONS --target {GUEST_ROOT}",
+            "root-suid": (f"probe={GUEST_ROOT}/tmp/lab-suid-id; cp /usr/bin/id $probe && "
+                          "chmod 4755 $probe && setpriv --reuid=65534 --regid=65534 "
+                          "--clear-groups $probe -u; rc=$?; rm -f $probe; exit $rc")})
+        self.confined(found)
         running = domains(found["xl-list"]["stdout"])
         if REFUSED_GUEST in running or UNMOUNTED_GUEST in running:
             self.errors.append(f"xl list shows {REFUSED_GUEST} or {UNMOUNTED_GUEST}: {running}")
@@ -146,6 +157,28 @@ class Proofs:
         self.lab.specimen(f"console-{UNMOUNTED_GUEST}.log", console)
         return running
 
+    def confined(self, found):
+        """The guest's root on the server: nosuid,nodev, so a local user there
+        gets no root from the guest's set-id programs; the guest's own mount
+        is not nosuid."""
+        options = set(found["root-mount"]["stdout"].strip().split(","))
+        fstab_line = found["root-fstab"]["stdout"].split()
+        suid = found["root-suid"]["stdout"].strip()
+        self.proof["confined"] = {"options": sorted(options), "fstab": fstab_line,
+                                  "set-id run by uid 65534 as": suid}
+        if not {"nosuid", "nodev"} <= options:
+            self.errors.append(f"{GUEST_ROOT} is not mounted nosuid,nodev on the server: "
+                               f"{found['root-mount']!r}")
+        if fstab_line != [GUEST_ROOT, "none", "bind,nosuid,nodev"]:
+            self.errors.append(f"the server's fstab does not keep {GUEST_ROOT}'s bind mount: "
+                               f"{found['root-fstab']!r}")
+        if suid != "65534":
+            self.errors.append(f"a set-id root program in {GUEST_ROOT} ran as {suid!r} for an "
+                               f"unprivileged user on the server: {found['root-suid']!r}")
+        guest_root_line = self.proof.get("booted") or ""
+        if re.search(rf"{re.escape(GUEST_ROOT)} / nfs \S*nosuid", guest_root_line):
+            self.errors.append(f"{GUEST}'s own root mount is nosuid: {guest_root_line}")
+
     def step(self):
         if not self.orchestration:
             raise self.error("step 1 did not pass")
@@ -154,7 +187,7 @@ class Proofs:
         self.refused()
         self.caught()
         running = self.leftovers()
-        for key in ("booted", "mounted", "refused", "caught"):
+        for key in ("booted", "mounted", "refused", "caught", "confined"):
             self.lab.say(f"proof, {key}: {self.proof.get(key)}")
         self.lab.results.save()
         if self.errors:

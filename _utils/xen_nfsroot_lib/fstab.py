@@ -67,7 +67,9 @@ def _split_ending(raw):
     return raw, ""
 
 
-def _unmangle(field):
+def unmangle(field):
+    """A field of fstab(5) or of ``/proc/self/mountinfo`` with its ``\\ooo``
+    octal escapes (space, tab, newline, backslash) read back."""
     return _OCTAL.sub(lambda match: chr(int(match.group(1), 8)), field)
 
 
@@ -83,10 +85,10 @@ def _entry_fields(content):
     if any(not field.isdigit() for field in fields[4:]):
         return None
     entry = {
-        "device": _unmangle(fields[0]),
-        "name": _unmangle(fields[1]),
-        "fstype": _unmangle(fields[2]) if len(fields) > 2 else None,
-        "opts": _unmangle(fields[3]) if len(fields) > 3 else None,
+        "device": unmangle(fields[0]),
+        "name": unmangle(fields[1]),
+        "fstype": unmangle(fields[2]) if len(fields) > 2 else None,
+        "opts": unmangle(fields[3]) if len(fields) > 3 else None,
         "dump": int(fields[4]) if len(fields) > 4 else None,
         "pass_num": int(fields[5]) if len(fields) > 5 else None,
     }
@@ -492,14 +494,24 @@ def _matches(line, name, device):
     return device is None or line["device"] == device
 
 
+def others_on(text, name, device):
+    """The active entries of fstab text mounted on ``name`` from another
+    device than ``device`` (the lines of whoever else owns that mount point)."""
+    return [summary(line["raw"]) for line in parse(text)
+            if line["kind"] == "entry" and _matches(line, name, None)
+            and line["device"] != device]
+
+
 def plan_entry(  # noqa: PLR0913,PLR0917 (the six fields of an entry)
-    text, name, device, fstype, opts="defaults", dump=0, pass_num=0,
+    text, name, device, fstype, opts="defaults", dump=0, pass_num=0, stacked=False,
 ):
     """
     Make one fstab entry present in fstab text (pure; nothing is read or written).
 
     The entry is found by mount point ``name``, or by mount point and device
-    when ``name`` is ``swap`` or ``none`` (several swap lines can share it). A
+    when ``name`` is ``swap`` or ``none`` (several swap lines can share it) or
+    ``stacked`` is true (a mount stacked on another one's mount point, such as
+    a bind mount of a directory onto itself, leaves the other's line alone). A
     matching entry with other settings is rewritten in place in its own layout;
     further matching entries are commented out. Without a matching entry, a line
     this formula commented out that holds exactly the wanted entry is restored
@@ -520,7 +532,7 @@ def plan_entry(  # noqa: PLR0913,PLR0917 (the six fields of an entry)
         "dump": dump,
         "pass_num": pass_num,
     }
-    by_device = device if not name.startswith("/") else None
+    by_device = device if stacked or not name.startswith("/") else None
     edit = _Edit(text)
     found = [
         i

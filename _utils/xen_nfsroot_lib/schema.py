@@ -214,6 +214,10 @@ SERVER = {
     "exports_file": Field(EXPORTS_FILE, exports.check_exports_file, (),
                           "the exports file the exports go to (a formula-owned drop-in; "
                           "/etc/exports works too)"),
+    "confine_roots": Field(True, values.check_switch, (),
+                           "mount each guest root onto itself nosuid,nodev (and keep it in "
+                           "/etc/fstab): the server's local users cannot run the guest's "
+                           "set-id programs or open its device nodes"),
     "packages": Field(None, _names, (), "the NFS server packages (null: the OS family's)"),
     "service": Field(None, _name, (), "the NFS server service (null: the OS family's)"),
 }

@@ -432,6 +432,20 @@ def test_the_proofs_are_recorded_and_printed(lab):
         assert proof[key] in lab.stdout
 
 
+def test_the_guest_root_is_confined_on_the_server(lab):
+    """Issue 19: on the NFS server the root is mounted onto itself
+    nosuid,nodev and kept so in its fstab; a set-id root program there runs
+    as the unprivileged user who starts it; the guest's own mount is not
+    nosuid, so it keeps its set-id programs."""
+    root = "/srv/xen/guest"
+    assert {"nosuid", "nodev"} <= set(lab.fact("after-proofs", "root-mount").strip().split(","))
+    assert lab.fact("after-proofs", "root-fstab").split() == [root, "none", "bind,nosuid,nodev"]
+    assert lab.fact("after-proofs", "root-suid").strip() == "65534"
+    guest_root = re.search(rf"\S+:{root} / nfs (\S+)", lab.guest_state(GUEST)["comment"])
+    assert guest_root and "nosuid" not in guest_root.group(1).split(","), guest_root
+    assert lab.results()["proof"]["confined"]["set-id run by uid 65534 as"] == "65534"
+
+
 # -- issue 14: two dom0s, one guest moving live between them ------------------
 
 def domains(listing):

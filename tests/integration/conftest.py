@@ -11,12 +11,20 @@ real exportfs works on them.
 import contextlib
 import pathlib
 import shutil
+import subprocess
 
 import pytest
 import salt.utils.yaml
 
 from tests.support import DATA, REPO
-from tests.support.formula import CONFIG_DIR, EXPORTS_FILE, GUEST_ROOTS, KERNELS
+from tests.support.formula import (
+    CONFIG_DIR,
+    EXPORTS_FILE,
+    GUEST_ROOTS,
+    KERNELS,
+    SERVER_FSTAB,
+    mounts_at,
+)
 from tests.support.kernel_images import NFS_ROOT_CONFIG, vmlinux
 from tests.support.seed import SEED_FSTAB
 from tests.support.xen_double import XenDouble
@@ -105,7 +113,26 @@ def salt_master(salt_factories, pillar_override, isolated):
         yield factory
 
 
+#: The server's fstab and the mounts at each guest root before the formula ran.
+_BEFORE = {}
+
+
+def unconfine_guest_roots():
+    """Undo the bind mounts domu_root.confined made (the namespace's own
+    mounts stay) and the server's fstab lines it added."""
+    _BEFORE.setdefault("fstab", SERVER_FSTAB.read_bytes() if SERVER_FSTAB.exists() else None)
+    for root in GUEST_ROOTS.values():
+        _BEFORE.setdefault(root, len(mounts_at(root)))
+        while len(mounts_at(root)) > _BEFORE[root]:
+            subprocess.run(["umount", str(root)], check=True)
+    if _BEFORE["fstab"] is None:
+        SERVER_FSTAB.unlink(missing_ok=True)
+    else:
+        SERVER_FSTAB.write_bytes(_BEFORE["fstab"])
+
+
 def prepare_guest_roots():
+    unconfine_guest_roots()
     for root in GUEST_ROOTS.values():
         if root.exists():
             for child in root.iterdir():

@@ -5,10 +5,11 @@ real salt-master and salt-minion daemons, the real exportfs and the xl double.
 
 import json
 import pathlib
+import subprocess
 import time
 
 from tests.support.exportfs import exportfs_v
-from tests.support.formula import CONFIG_DIR, EXPORTS_FILE, GUEST_ROOTS
+from tests.support.formula import CONFIG_DIR, EXPORTS_FILE, GUEST_ROOTS, SERVER_FSTAB, mounts_at
 from tests.support.seed import SEED_FSTAB
 from xen_nfsroot_lib.export_table import parse_listing
 
@@ -17,12 +18,15 @@ STATIC_EXPORT = "/srv/xen/static 192.0.2.11(rw,no_root_squash,async,no_subtree_c
 
 
 def snapshot():
-    """What the formula may change on disk, to compare before and after."""
-    files = {EXPORTS_FILE: None, **{root / "etc/fstab": None for root in GUEST_ROOTS.values()}}
+    """What the formula may change on disk, to compare before and after: its
+    files, and the mounts at the guest roots."""
+    files = {EXPORTS_FILE: None, SERVER_FSTAB: None,
+             **{root / "etc/fstab": None for root in GUEST_ROOTS.values()}}
     for path in files:
         files[path] = path.read_bytes() if path.exists() else None
     configs = {p.name: p.read_bytes() for p in sorted(CONFIG_DIR.glob("*.cfg"))}
-    return files, configs
+    mounts = {root: [sorted(m.options) for m in mounts_at(root)] for root in GUEST_ROOTS.values()}
+    return files, configs, mounts
 
 
 def state_results(data):
@@ -43,8 +47,11 @@ def highstate(run_on, minion_id, **kwargs):
 
 
 def test_highstate_of_all_three(fresh, run_on, xen_doubles):
+    fstab_before = SERVER_FSTAB.read_text()
     server = highstate(run_on, "nfs1")
     assert changed(server) == [
+        "xen_nfsroot-confined-StaticGuest",
+        "xen_nfsroot-confined-XenGuest",
         "xen_nfsroot-export-StaticGuest",
         "xen_nfsroot-export-XenGuest",
         "xen_nfsroot-exports-applied",
@@ -53,6 +60,21 @@ def test_highstate_of_all_three(fresh, run_on, xen_doubles):
     ]
     # The guests in name order, as xen_nfsroot.state_data lists them.
     assert EXPORTS_FILE.read_text().splitlines() == [STATIC_EXPORT, SEED_EXPORT]
+    # /srv/xen/static, a plain directory, is mounted onto itself nosuid,nodev
+    # before its export; /xen is a file system of its own mounted so already.
+    confined = state_results(server)["xen_nfsroot-confined-StaticGuest"]
+    assert confined["changes"]["mounted"] == "nosuid,nodev"
+    assert state_results(server)["xen_nfsroot-confined-XenGuest"]["comment"] == (
+        "/xen is mounted nosuid,nodev; added its line in /etc/fstab")
+    fstab_after = SERVER_FSTAB.read_text()
+    assert fstab_after.startswith(fstab_before)
+    assert [line.split() for line in fstab_after[len(fstab_before):].splitlines()] == [
+        ["/srv/xen/static", "/srv/xen/static", "none", "bind,nosuid,nodev", "0", "0"],
+        ["/xen", "/xen", "none", "bind,nosuid,nodev", "0", "0"]]
+    options = subprocess.run(["findmnt", "-n", "-o", "VFS-OPTIONS", "--mountpoint",
+                              "/srv/xen/static"], capture_output=True, text=True, check=True)
+    assert {"nosuid", "nodev"} <= set(options.stdout.strip().split(","))
+    assert sorted(parse_listing(exportfs_v())) == ["/srv/xen/static", "/xen"]
 
     guest_a = highstate(run_on, "dom0-a")
     # The first highstate of a dom0 also turns xenconsoled's guest logging on,

@@ -48,8 +48,8 @@ def test_nothing_is_an_empty_pillar():
 def test_server_and_dom0_sections_have_their_defaults_here():
     assert schema.section({}, "server") == {
         "manage_packages": True, "manage_service": True,
-        "exports_file": "/etc/exports.d/xen-nfsroot.exports", "packages": None,
-        "service": None}
+        "exports_file": "/etc/exports.d/xen-nfsroot.exports", "confine_roots": True,
+        "packages": None, "service": None}
     dom0 = schema.section({"dom0": {"addresses": {"dom0-b": "2001:DB8::2"}}}, "dom0")
     assert dom0["addresses"] == {"dom0-b": "2001:db8::2"}
     assert dom0["console_dir"] == "/var/log/xen/console"

@@ -1,0 +1,113 @@
+"""A guest root confined on the server: mountinfo read and indexed, what a
+root needs (the real mounts are tests/functional/states/test_domu_root_confined.py)."""
+
+import json
+import subprocess
+
+import pytest
+from salt.exceptions import SaltInvocationError
+
+from xen_nfsroot_lib import fstab, mounts
+
+# proc_pid_mountinfo(5): ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - TYPE SOURCE
+# SUPER-OPTIONS
+MOUNTINFO = """\
+21 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+22 21 0:20 / /proc rw,nosuid,nodev,noexec,relatime shared:2 - proc proc rw
+30 21 8:2 / /srv rw,relatime shared:3 - ext4 /dev/sda2 rw
+31 30 8:2 /g\\040one /srv/xen/guest\\040one rw,nosuid,nodev,relatime - ext4 /dev/sda2 rw
+40 21 8:3 / /xen rw,relatime shared:4 - xfs /dev/sdb1 rw
+41 40 8:3 / /xen rw,nosuid,nodev,relatime shared:4 - xfs /dev/sdb1 rw
+50 21 8:4 / /data rw,nosuid,nodev,relatime shared:5 - ext4 /dev/sdc1 rw
+not a mountinfo line
+"""
+
+
+@pytest.fixture
+def top():
+    return mounts.index(mounts.parse(MOUNTINFO))
+
+
+def test_mountinfo_lines_are_read_with_their_escapes():
+    parsed = mounts.parse(MOUNTINFO)
+    assert len(parsed) == 7
+    assert parsed[3] == mounts.Mount(31, 30, "/srv/xen/guest one",
+                                     frozenset({"rw", "nosuid", "nodev", "relatime"}))
+
+
+def test_the_index_holds_the_mount_on_top_of_a_stack(top):
+    assert top["/xen"].mount_id == 41
+    # Listed the other way round, the one mounted on the other is still on top.
+    lines = MOUNTINFO.splitlines()
+    swapped = "\n".join([*lines[:4], lines[5], lines[4], *lines[6:]])
+    assert mounts.index(mounts.parse(swapped))["/xen"].mount_id == 41
+
+
+@pytest.mark.parametrize(("root", "expected"), [
+    ("/srv/xen/guest one", mounts.Plan("none", "/srv/xen/guest one", ())),
+    ("/xen", mounts.Plan("none", "/xen", ())),
+    ("/data/guests/g1", mounts.Plan("none", "/data", ())),
+    ("/srv/xen/guest2", mounts.Plan("mount", "/srv", ("nosuid", "nodev"))),
+    ("/guest", mounts.Plan("mount", "/", ("nosuid", "nodev"))),
+    ("/srv", mounts.Plan("refuse", "/srv", ("nosuid", "nodev"))),
+])
+def test_what_a_root_needs(top, root, expected):
+    assert mounts.plan(top, root) == expected
+
+
+def test_a_mount_with_one_flag_misses_the_other():
+    top = mounts.index(mounts.parse("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                                    "2 1 8:2 / /xen rw,nosuid - ext4 /dev/sdb1 rw\n"))
+    assert mounts.plan(top, "/xen") == mounts.Plan("refuse", "/xen", ("nodev",))
+    assert mounts.plan(top, "/xen/g") == mounts.Plan("mount", "/xen", ("nodev",))
+    err = mounts.refusal("/xen", ("nodev",))
+    assert str(err).startswith("name: '/xen' is a mount point without nodev: ")
+    assert "mount -o remount,nodev /xen" in str(err)
+    assert "confine_roots" in str(err)
+
+
+def test_a_bind_mount_updates_the_index_without_reading_it_again(top):
+    after = mounts.confined(top, "/srv/xen/guest2")
+    assert mounts.plan(after, "/srv/xen/guest2") == mounts.Plan("none", "/srv/xen/guest2", ())
+    assert "/srv/xen/guest2" not in top
+
+
+@pytest.mark.parametrize("root", ["xen", "/", "/xen/", "/xen/../etc", "/x\nen", 7])
+def test_a_root_that_is_no_normalised_path_below_slash_is_refused(top, root):
+    with pytest.raises(SaltInvocationError, match="^name: "):
+        mounts.plan(top, root)
+    with pytest.raises(SaltInvocationError, match="^name: "):
+        mounts.mount_command(root)
+
+
+def test_the_mount_command_is_one_argument_list():
+    assert mounts.mount_command("/srv/guest one") == [
+        "mount", "--bind", "-o", "nosuid,nodev", "/srv/guest one", "/srv/guest one"]
+
+
+def test_this_machines_mountinfo_reads_as_findmnt_reads_it():
+    """The real reader: util-linux's findmnt, over the same table."""
+    with open(mounts.MOUNTINFO, encoding="utf-8") as handle:
+        top = mounts.index(mounts.parse(handle.read()))
+    listed = json.loads(subprocess.run(
+        ["findmnt", "--json", "--list", "-o", "TARGET,VFS-OPTIONS"],
+        capture_output=True, text=True, check=True).stdout)["filesystems"]
+    seen = {}
+    for entry in listed:  # findmnt lists in mountinfo's order: the last one wins a stack
+        seen[entry["target"]] = set(entry["vfs-options"].split(","))
+    assert set(top) == set(seen)
+    for point, mount in top.items():
+        assert set(mount.options) == seen[point], point
+
+
+def test_a_bind_line_is_stacked_beside_the_line_of_what_it_sits_on():
+    text = "/dev/sdb1 /xen xfs defaults 0 2\n"
+    new, changes = fstab.plan_entry(text, "/xen", "/xen", "none", ["bind", "nosuid", "nodev"],
+                                    stacked=True)
+    assert new == text + "/xen /xen none bind,nosuid,nodev 0 0\n"  # appended, the first kept
+    assert changes == {"entry": {"old": None, "new": "/xen /xen none bind,nosuid,nodev 0 0"}}
+    assert fstab.others_on(new, "/xen", "/xen") == ["/dev/sdb1 /xen xfs defaults 0 2"]
+    assert fstab.others_on(text.replace("/xen", "/srv"), "/xen", "/xen") == []
+    # Without stacked, the entry for the mount point is rewritten instead.
+    _, replaced = fstab.plan_entry(text, "/xen", "/xen", "none", "bind")
+    assert replaced["entry"]["old"] == "/dev/sdb1 /xen xfs defaults 0 2"
