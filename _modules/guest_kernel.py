@@ -18,6 +18,8 @@ or an initramfs that cannot be read, the result says ``checked: False`` and
 why; it is ``ok: False`` only when something found is missing.
 """
 
+import copy
+
 import salt.utils.path
 
 from xen_nfsroot_lib import compression, initramfs
@@ -114,7 +116,9 @@ def check(kernel, ramdisk=None, dhcp=False, guest_type="pv"):
     that says so; ``checked`` is ``False`` and ``ok`` ``None`` when nothing
     is missing but the kernel's configuration was not found or the
     initramfs cannot be read, ``reason`` saying why. A kernel or initramfs
-    that does not exist or is not a regular file is an error.
+    that does not exist or is not a regular file is an error. One answer per
+    run for the same question (kept in ``__context__``: the guests of a run
+    that share a kernel read it once).
 
     CLI Example:
 
@@ -122,4 +126,8 @@ def check(kernel, ramdisk=None, dhcp=False, guest_type="pv"):
 
         salt '*' guest_kernel.check /boot/vmlinuz-2.6.18-53.1.14.el5.myxen dhcp=True
     """
-    return kernels.check(kernel, _runner(), ramdisk=ramdisk, dhcp=dhcp, guest_type=guest_type)
+    key = ("guest_kernel.check", kernel, ramdisk, bool(dhcp), guest_type)
+    if key not in __context__:
+        __context__[key] = kernels.check(kernel, _runner(), ramdisk=ramdisk, dhcp=dhcp,
+                                         guest_type=guest_type)
+    return copy.deepcopy(__context__[key])

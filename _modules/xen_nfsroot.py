@@ -36,7 +36,7 @@ import logging
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from xen_nfsroot_lib import placement, trust, values
+from xen_nfsroot_lib import boot, placement, trust, values
 from xen_nfsroot_lib import schema as pillar_schema
 from xen_nfsroot_lib.schema import EXPORT, FSTAB, GUEST, ROLES, ROOT
 
@@ -488,7 +488,63 @@ def _dom0_data(selected, options, minion_id):
                 args.pop(key, None)
         state = "xen_guest.running" if running else "xen_guest.configured"
         high[guest_id] = {state: [*_args(args), *_requisite(require)]}
+    _parallel_boots(high)
     return high
+
+
+BOOTS_PREPARED = "xen_nfsroot-boots-prepared"
+
+
+def _boot_candidates(high):
+    """{state id: arguments} of the xen_guest.running states whose guest does
+    not run on this dom0 now (one ``xl list`` per toolstack, the run's own:
+    ``xm.list_domains`` keeps it for the states). None when the dom0 cannot
+    be listed (the states then say why, one after the other)."""
+    running = {sid: dict(pair for arg in data["xen_guest.running"] if isinstance(arg, dict)
+                         for pair in arg.items())
+               for sid, data in high.items()
+               if isinstance(data, dict) and "xen_guest.running" in data}
+    here = {}
+    try:
+        for toolstack in {args.get("toolstack") for args in running.values()}:
+            here[toolstack] = __salt__["xm.list_domains"](toolstack=toolstack)
+    except (KeyError, CommandExecutionError, SaltInvocationError) as err:
+        log.info("xen_nfsroot: boots run one after the other (cannot list domains: %s)", err)
+        return None
+    return {sid: args for sid, args in running.items()
+            if (here[args.get("toolstack")].get(args["name"]) or {}).get("state")
+            not in placement.RUNNING}
+
+
+def _parallel_boots(high):
+    """Two or more guests to boot: their states run in parallel (Salt's
+    ``parallel: True``, one forked process each, all watching their consoles
+    at once), after one state that makes the reads they share (the domain
+    list, the mine, the kernel checks) so that each fork inherits them
+    instead of making them again. A test run stays in one process."""
+    if __opts__.get("test"):
+        return
+    booting = _boot_candidates(high)
+    if not booting or len(booting) < 2:
+        return
+    shared = boot.shared_questions(booting.values())
+    before = sorted({tuple(req.items())[0] for args in booting.values()
+                     for req in args.get("require", [])})
+    high[BOOTS_PREPARED] = {"xen_boots.prepared": [
+        *({key: value} for key, value in shared.items()),
+        *_requisite([{module: sid} for module, sid in before])]}
+    for sid in booting:
+        (state,) = high[sid]
+        high[sid][state] += [{"parallel": True}]
+        _add_requisite(high[sid][state], {"xen_boots": BOOTS_PREPARED})
+
+
+def _add_requisite(args, requisite):
+    for arg in args:
+        if isinstance(arg, dict) and "require" in arg:
+            arg["require"].append(requisite)
+            return
+    args.append({"require": [requisite]})
 
 
 def _mount_clients(guest):

@@ -46,6 +46,8 @@ from xen_nfsroot_lib.toolstack import (
 __virtualname__ = "xm"
 
 LISTING_KEY = "xm.listing"
+#: What every dom0 publishes to the mine (this module's listing).
+MINE_FUNCTION = "xm.list_domains"
 TOOLSTACK_KEY = "xm.toolstack"
 
 
@@ -246,6 +248,34 @@ def list_domains(details=False, toolstack=None, fresh=False):
                 for key in ("kernel", "ramdisk", "cmdline", "uuid", "type"):
                     domains[name][key] = extra[key]
     return domains
+
+
+def mined_domains(dom0s):
+    """
+    The domain lists other dom0s published to the Salt mine (their
+    ``xm.list_domains``), read once per run for one set of dom0s:
+    ``{minion id: {name: domain}}``; a dom0 with no mine data is missing.
+
+    dom0s
+        The minion ids (a list).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt dom0-a xm.mined_domains '[dom0-b]'
+    """
+    others = list(values.check_list(dom0s, "dom0s", "list of minion ids"))
+    for other in others:
+        values.check_minion_id(other, "dom0s")
+    if not others:
+        return {}
+    key = ("xm.mined", tuple(sorted(others)))
+    if key not in __context__:
+        mined = __salt__["mine.get"](tgt=others, fun=MINE_FUNCTION, tgt_type="list")
+        __context__[key] = {minion: data for minion, data in (mined or {}).items()
+                            if minion in others and isinstance(data, dict)}
+    return copy.deepcopy(__context__[key])
 
 
 def state(name, toolstack=None, fresh=False):

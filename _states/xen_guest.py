@@ -217,24 +217,12 @@ def _running_here(name, guest, looked, options, force_restart):
 MINE_FUNCTION = "xm.list_domains"
 
 
-def _mined(others):
-    """The other dom0s' domain lists from the mine, once per run:
-    ``{minion id: {name: domain}}`` (a dom0 with no mine data is missing)."""
-    if not others:
-        return {}
-    key = ("xen_guest.mined", tuple(sorted(others)))
-    if key not in __context__:
-        mined = __salt__["mine.get"](tgt=list(others), fun=MINE_FUNCTION, tgt_type="list")
-        __context__[key] = {minion: data for minion, data in (mined or {}).items()
-                            if minion in others and isinstance(data, dict)}
-    return __context__[key]
-
-
 def _where(name, others, toolstack=None):
     """Where ``name`` runs: this dom0's domain list and the mine's copies of
-    the others' (:func:`xen_nfsroot_lib.placement.locate`)."""
+    the others' (:func:`xen_nfsroot_lib.placement.locate`; both read once
+    per run)."""
     here = __salt__["xm.list_domains"](toolstack=toolstack)
-    return placement.locate(name, here, others, _mined(others))
+    return placement.locate(name, here, others, __salt__["xm.mined_domains"](others))
 
 
 def _elsewhere(name, domain_state, options, booting):
@@ -292,13 +280,10 @@ def _publish(ret):
 
 
 def _kernel_verdict(kernel, settings):
-    """guest_kernel.check for this guest, once per run for one kernel."""
+    """guest_kernel.check for this guest (once per run for one kernel)."""
     kernel, ramdisk, dhcp, guest_type = boot.kernel_question(kernel, settings)
-    key = ("xen_guest.kernel", kernel, ramdisk, dhcp, guest_type)
-    if key not in __context__:
-        __context__[key] = __salt__["guest_kernel.check"](
-            kernel, ramdisk=ramdisk, dhcp=dhcp, guest_type=guest_type)
-    return __context__[key]
+    return __salt__["guest_kernel.check"](kernel, ramdisk=ramdisk, dhcp=dhcp,
+                                          guest_type=guest_type)
 
 
 def _before_acting(name, guest, options, ret):
@@ -412,14 +397,12 @@ def running(  # noqa: PLR0913,PLR0917 (Salt calls states with keywords)
         export changes). A failed boot's domain still up is destroyed, or,
         with ``on_crash: preserve``, destroyed only to boot it again.
     other_dom0s
-        The guest's other dom0s (minion ids): it is booted here only when it
-        runs on none of them, as their ``xm.list_domains`` in the Salt mine
-        says. Running on one of them: ``result: True``, no boot, the comment
-        names it (the config is still written). Running here and there, or
-        ``xl migrate``'s ``NAME--incoming``/``NAME--migratedaway`` anywhere:
-        ``result: False``, nothing changed. A dom0 missing from the mine
-        fails a boot. After a boot or restart this dom0's mine entry is sent
-        again.
+        The guest's other dom0s (minion ids): it is booted here only when
+        their ``xm.list_domains`` in the mine shows it on none of them (on
+        one: ``result: True``, no boot, the config still written; here and
+        there, or ``NAME--incoming``/``NAME--migratedaway`` anywhere, or a
+        dom0 missing from the mine: ``result: False``, nothing changed).
+        After a boot or restart this dom0's mine entry is sent again.
     settings
         The guest's settings (see the module's docstring and
         ``xen_nfsroot_lib.guest_config.GUEST_SETTINGS``); ``on_crash:
@@ -475,15 +458,18 @@ def configured(name, kernel, config_dir=None, toolstack=None, check_kernel=True,
     return ret
 
 
+def _failed(ret, err):
+    ret.update(result=False, comment=str(err))
+    return False
+
+
 def _apply_stopped(name, timeout, toolstack, ret):
     """Stop the domain into ``ret``; returns False on error (ret filled in)."""
     try:
         values.check_domain_name(name)
         domain_state = __salt__["xm.state"](name, toolstack=toolstack)
     except ERRORS as err:
-        ret["result"] = False
-        ret["comment"] = str(err)
-        return False
+        return _failed(ret, err)
     if domain_state == "absent":
         ret["comment"] = f"{name} is not running"
         return True
@@ -496,9 +482,7 @@ def _apply_stopped(name, timeout, toolstack, ret):
         destroyed = _stop(name, timeout, toolstack, domain_state)
     except ERRORS as err:
         ret["changes"] = {}
-        ret["result"] = False
-        ret["comment"] = str(err)
-        return False
+        return _failed(ret, err)
     if destroyed:
         ret["changes"]["guest"]["destroyed"] = True
     ret["comment"] = boot.stop_comment(name, domain_state, timeout, destroyed)

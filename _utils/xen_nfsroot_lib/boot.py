@@ -201,3 +201,44 @@ def stop_comment(name, domain_state, timeout, destroyed):
     if domain_state in RUNNING and domain_state != "paused":
         return f"{name} did not shut down within {timeout} s: destroyed it"
     return f"Destroyed the {domain_state} domain {name}"
+
+
+# ---------------------------------------------------------------------------
+# Parallel boots: the reads they share, made once before they fork
+# ---------------------------------------------------------------------------
+
+
+def shared_questions(boots):
+    """What the boots of a run read alike, from their ``xen_guest.running``
+    arguments: ``{"kernels": [[kernel, ramdisk, dhcp, guest_type], ...],
+    "dom0s": [[minion id, ...], ...], "toolstacks": [...]}``, each once."""
+    shared = {"kernels": [], "dom0s": [], "toolstacks": []}
+
+    def add(key, value):
+        if value not in shared[key]:
+            shared[key].append(value)
+
+    for args in boots:
+        if args.get("check_kernel", True) and args.get("nfs_root"):
+            add("kernels", list(kernel_question(args["kernel"], args)))
+        if args.get("other_dom0s"):
+            add("dom0s", sorted(args["other_dom0s"]))
+        add("toolstacks", args.get("toolstack"))
+    return shared
+
+
+def shared_reads(kernels, dom0s, toolstacks):
+    """The reads of ``xen_boots.prepared``: ``(what, function, args, kwargs)``
+    each, for the execution module function that keeps its answer for the
+    run."""
+    reads = [("the domain list", "xm.list_domains", [], {"toolstack": toolstack})
+             for toolstack in toolstacks or [None]]
+    reads += [(f"the mine of {', '.join(others)}", "xm.mined_domains", [others], {})
+              for others in values.check_list(dom0s or [], "dom0s")]
+    for question in values.check_list(kernels or [], "kernels"):
+        if not isinstance(question, (list, tuple)) or len(question) != 4:
+            raise values.invalid("kernels", question,
+                                 "must be [kernel, ramdisk, dhcp, guest_type]")
+        reads.append((f"the kernel {question[0]}", "guest_kernel.check", [question[0]],
+                      dict(zip(("ramdisk", "dhcp", "guest_type"), question[1:], strict=True))))
+    return reads

@@ -8,11 +8,13 @@ import pathlib
 import subprocess
 import time
 
+from tests.support import DATA
 from tests.support.exportfs import exportfs_v
 from tests.support.formula import CONFIG_DIR, EXPORTS_FILE, GUEST_ROOTS, SERVER_FSTAB, mounts_at
 from tests.support.seed import SEED_FSTAB
 from xen_nfsroot_lib.export_table import parse_listing
 
+PANICS = DATA / "consoles" / "double-panics.log"
 SEED_EXPORT = "/xen 192.0.2.10(rw,no_root_squash,async,no_subtree_check)"
 STATIC_EXPORT = "/srv/xen/static 192.0.2.11(rw,no_root_squash,async,no_subtree_check)"
 
@@ -406,3 +408,58 @@ def test_a_bad_pillar_is_reported_as_what_it_is(fresh, run_on, set_pillar_overri
     assert "xen_nfsroot pillar: guest 'XenGuest': memory: 0 is not a positive integer" in output
     assert "Passed invalid arguments" not in output
     assert "Usage" not in output
+
+
+def _interval(ret):
+    """(start, end) in seconds of the day of a state's run, from its return."""
+    hours, minutes, seconds = ret["start_time"].split(":")
+    start = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return start, start + ret["duration"] / 1000
+
+
+def test_two_boots_on_one_dom0_run_in_parallel_each_with_its_verdict(
+        fresh, run_on, xen_doubles, set_pillar_override):
+    """Issue 20: a dom0 with two guests to boot boots them in parallel (Salt's
+    parallel: True, one process each), after the reads they share; each
+    state keeps its own verdict: one guest's failure hides nothing of the
+    other's success. A run with nothing to boot forks nothing."""
+    set_pillar_override({"guests": {"StaticGuest": {"dom0": "dom0-a", "autostart": True}}})
+    run_on("dom0-a", "saltutil.refresh_pillar", "wait=True")
+    double = xen_doubles["dom0-a"]
+    boots = double.settings()["boot"]
+    double.configure(boot={
+        "XenGuest": dict(boots["XenGuest"], delay=3),
+        "StaticGuest": dict(boots["StaticGuest"], console=str(PANICS), then="crash", delay=3)})
+    try:
+        highstate(run_on, "nfs1")
+        ret = run_on("dom0-a", "state.apply")
+    finally:
+        double.configure(boot=boots)
+    assert ret.returncode != 0  # StaticGuest fails, alone
+    results = state_results(ret.data)
+    prepared = results["xen_nfsroot-boots-prepared"]
+    assert prepared["result"] is True and prepared["changes"] == {}, prepared
+    assert prepared["comment"] == (
+        "Read the domain list, the mine of dom0-b, the kernel /boot/vmlinuz-guest, the kernel "
+        "/boot/vmlinuz-2.6.18-53.1.14.el5.myxen once for the boots of this run")
+    booted, failed = results["xen_nfsroot-guest-XenGuest"], results["xen_nfsroot-guest-StaticGuest"]
+    assert booted["__parallel__"] is True and failed["__parallel__"] is True
+    assert booted["result"] is True, booted
+    assert "its console shows it on its NFS root" in booted["comment"]
+    assert booted["changes"]["guest"]["evidence"]
+    assert failed["result"] is False, failed
+    assert failed["changes"]["guest"]["new"] == "failed"
+    assert "Kernel panic" in failed["comment"]
+    # Both were watched at the same time: their runs overlap.
+    (start_a, end_a), (start_b, end_b) = _interval(booted), _interval(failed)
+    assert start_a < end_b and start_b < end_a, (booted, failed)
+    assert len(double.spawns(command="create")) == 2
+
+    double.clear_spawns()
+    again = run_on("dom0-a", "state.apply")
+    results = state_results(again.data)
+    assert "xen_nfsroot-boots-prepared" not in results
+    assert not any(r.get("__parallel__") for r in results.values())
+    assert "failed to boot with this config and kernel" in (
+        results["xen_nfsroot-guest-StaticGuest"]["comment"])
+    assert double.spawns(command="create") == []

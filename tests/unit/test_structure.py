@@ -23,6 +23,7 @@ FORMULA_MODULES = {path.stem for path in MODULES.glob("*.py") if not path.stem.s
 OPERATIONS_BETWEEN_MODULES = {
     ("guest_console", "xm.state"),             # the domain's state while a boot is watched
     ("xm", "xen_config.read_config"),          # the name in a config file on disk
+    ("xen_nfsroot", "xm.list_domains"),        # which guests boot: those run in parallel
 }
 MAX_LINES = 720
 

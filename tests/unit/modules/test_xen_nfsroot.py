@@ -2,6 +2,7 @@
 
 import copy
 import re
+from unittest.mock import MagicMock
 
 import pytest
 import salt.utils.yaml
@@ -390,6 +391,54 @@ def test_console_logging_can_be_switched_off(pillar):
     assert "xen_nfsroot-console-logging" not in high
     assert not any("require" in arg
                    for arg in high["xen_nfsroot-guest-XenGuest"]["xen_guest.running"])
+
+
+def _two_boots(pillar, monkeypatch, running=()):
+    """StaticGuest booted on dom0-a too; the domains there: Domain-0 and running."""
+    pillar["xen_nfsroot"]["guests"]["StaticGuest"].update(dom0="dom0-a", autostart=True)
+    listed = {"Domain-0": {"id": 0, "state": "running"},
+              **{name: {"id": 5, "state": "blocked"} for name in running}}
+    lister = MagicMock(return_value=listed)
+    monkeypatch.setitem(xen_nfsroot.__salt__, "xm.list_domains", lister)
+    return lister
+
+
+def test_two_boots_run_in_parallel_after_the_reads_they_share(pillar, monkeypatch):
+    lister = _two_boots(pillar, monkeypatch)
+    high = xen_nfsroot.state_data("dom0")
+    for name in ("XenGuest", "StaticGuest"):
+        args = high[f"xen_nfsroot-guest-{name}"]["xen_guest.running"]
+        assert {"parallel": True} in args
+        (require,) = [arg["require"] for arg in args if "require" in arg]
+        assert require[-1] == {"xen_boots": "xen_nfsroot-boots-prepared"}
+    (state, args), = high["xen_nfsroot-boots-prepared"].items()
+    assert state == "xen_boots.prepared"
+    assert args == [
+        {"kernels": [["/boot/vmlinuz-guest", None, False, "pv"],  # in the order of the guests
+                     ["/boot/vmlinuz-2.6.18-53.1.14.el5.myxen", None, True, "pv"]]},
+        {"dom0s": [["dom0-b"]]},
+        {"toolstacks": [None]},
+        {"require": [{"xen_console": "xen_nfsroot-console-logging"}]}]
+    lister.assert_called_once_with(toolstack=None)
+
+
+def test_one_boot_alone_a_running_guest_and_test_mode_fork_nothing(pillar, monkeypatch):
+    _two_boots(pillar, monkeypatch, running=["StaticGuest"])
+    one = xen_nfsroot.state_data("dom0")
+    monkeypatch.setitem(xen_nfsroot.__opts__, "test", True)
+    _two_boots(pillar, monkeypatch)
+    predicted = xen_nfsroot.state_data("dom0")
+    for high in (one, predicted):
+        assert "xen_nfsroot-boots-prepared" not in high
+        assert not any({"parallel": True} in args for data in high.values()
+                       if isinstance(data, dict) for args in data.values())
+
+
+def test_a_dom0_that_cannot_list_its_domains_boots_one_after_the_other(pillar, monkeypatch):
+    _two_boots(pillar, monkeypatch).side_effect = CommandExecutionError("xl: no hypervisor")
+    high = xen_nfsroot.state_data("dom0")
+    assert "xen_nfsroot-boots-prepared" not in high
+    assert {"parallel": True} not in high["xen_nfsroot-guest-XenGuest"]["xen_guest.running"]
 
 
 def test_the_mounted_state_data_names_the_guests_address(pillar):

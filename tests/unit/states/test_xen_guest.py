@@ -41,7 +41,7 @@ def configure_loader_modules(salt_mods, tmp_path):
     return {
         xen_guest: {"__salt__": salt_mods, "__opts__": opts, "__context__": {}},
         guest_console: {"__salt__": salt_mods, "__opts__": opts},
-        guest_kernel: {"__salt__": salt_mods},
+        guest_kernel: {"__salt__": salt_mods, "__context__": {}},
     }
 
 

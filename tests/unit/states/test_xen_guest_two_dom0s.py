@@ -11,7 +11,7 @@ from salt.exceptions import CommandExecutionError
 
 from tests.support.commands import Commands
 from tests.support.loader import functions
-from xen_nfsroot.modules import guest_console, guest_kernel, xen_config
+from xen_nfsroot.modules import guest_console, guest_kernel, xen_config, xm
 from xen_nfsroot.states import xen_guest
 
 MOUNTED = {"verdict": "mounted", "evidence": "VFS: Mounted root (nfs filesystem) readonly",
@@ -71,6 +71,7 @@ def salt_mods(dom0s):
         "guest_console.watch": MagicMock(return_value=MOUNTED),
         "mine.get": MagicMock(side_effect=dom0s.mine_get),
         "mine.send": MagicMock(return_value=True),
+        "xm.mined_domains": xm.mined_domains,  # the real reader of the mine
     })
     return salt
 
@@ -81,7 +82,8 @@ def configure_loader_modules(salt_mods, tmp_path):
     return {
         xen_guest: {"__salt__": salt_mods, "__opts__": opts, "__context__": {}},
         guest_console: {"__salt__": salt_mods, "__opts__": opts},
-        guest_kernel: {"__salt__": salt_mods},
+        guest_kernel: {"__salt__": salt_mods, "__context__": {}},
+        xm: {"__salt__": salt_mods, "__context__": {}},
     }
 
 

@@ -170,3 +170,34 @@ def test_a_failure_record_not_written_here_in_words():
     assert boot.record_note({"invalid": "/c/g.json is not JSON"}, False) == (
         " (the record of its last failed boot was not readable: /c/g.json is not JSON; removed)")
     assert boot.record_note({"invalid": "x"}, True).endswith("; would be replaced)")
+
+
+def test_what_the_boots_of_a_run_read_alike():
+    boots = [
+        {"name": "a", "kernel": "/boot/k", "nfs_root": "/xen/a", "network": "dhcp",
+         "other_dom0s": ["dom0-c", "dom0-b"]},
+        {"name": "b", "kernel": "/boot/k", "nfs_root": "/xen/b", "network": "dhcp",
+         "other_dom0s": ["dom0-b", "dom0-c"], "toolstack": "xl"},
+        {"name": "c", "kernel": "/boot/k2", "nfs_root": "/xen/c", "check_kernel": False},
+        {"name": "d", "kernel": "/boot/k3"},  # no NFS root: no kernel check
+    ]
+    assert boot.shared_questions(boots) == {
+        "kernels": [["/boot/k", None, True, "pv"]],
+        "dom0s": [["dom0-b", "dom0-c"]],
+        "toolstacks": [None, "xl"]}
+
+
+def test_the_reads_of_the_prepared_state():
+    reads = boot.shared_reads([["/boot/k", "/boot/i", True, "pvh"]], [["dom0-b"]], [None, "xl"])
+    assert reads == [
+        ("the domain list", "xm.list_domains", [], {"toolstack": None}),
+        ("the domain list", "xm.list_domains", [], {"toolstack": "xl"}),
+        ("the mine of dom0-b", "xm.mined_domains", [["dom0-b"]], {}),
+        ("the kernel /boot/k", "guest_kernel.check", ["/boot/k"],
+         {"ramdisk": "/boot/i", "dhcp": True, "guest_type": "pvh"})]
+    assert boot.shared_reads(None, None, None) == [
+        ("the domain list", "xm.list_domains", [], {"toolstack": None})]
+    with pytest.raises(SaltInvocationError, match=r"^kernels: \['/boot/k'\] must be "):
+        boot.shared_reads([["/boot/k"]], [], [])
+    with pytest.raises(SaltInvocationError, match="^kernels: "):
+        boot.shared_reads("/boot/k", [], [])
