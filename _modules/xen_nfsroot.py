@@ -521,8 +521,9 @@ def _parallel_boots(high):
     ``parallel: True``, one forked process each, all watching their consoles
     at once), after one state that makes the reads they share (the domain
     list, the mine, the kernel checks) so that each fork inherits them
-    instead of making them again. A test run stays in one process."""
-    if __opts__.get("test"):
+    instead of making them again. A test run stays in one process, as does
+    every run with ``xen_nfsroot:dom0:parallel_boots: False``."""
+    if __opts__.get("test") or not settings("dom0")["parallel_boots"]:
         return
     booting = _boot_candidates(high)
     if not booting or len(booting) < 2:

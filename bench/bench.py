@@ -21,6 +21,7 @@ salt-call process) and the processes spawned.
 """
 
 import argparse
+import ctypes
 import datetime
 import json
 import os
@@ -30,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -58,7 +60,7 @@ FSTAB = (
 )
 # Commentary appended to results.md (what the figures mean, what limits them).
 NOTES = BENCH / "notes.md"
-KINDS = ("server", "dom0", "anchor")
+KINDS = ("server", "dom0", "anchor", "boots", "boots-serial")
 RUNS = ("first", "second")
 
 
@@ -79,9 +81,10 @@ def guest_client(index):
 # ---------------------------------------------------------------------------
 
 
-def write_pillar(directory, count):
+def write_pillar(directory, count, parallel=True):
     """N guests as a user with many writes them: what every guest shares
-    under ``defaults``, what differs (name, root, client) per guest."""
+    under ``defaults``, what differs (name, root, client) per guest.
+    ``parallel``: the dom0's ``parallel_boots``."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "top.sls").write_text("base:\n  '*':\n    - xen_nfsroot\n")
     lines = [
@@ -92,6 +95,7 @@ def write_pillar(directory, count):
         "  dom0:",
         f"    console_dir: {CONSOLE_DIR}",
         f"    xen_settings_file: {XEN_SETTINGS}",
+        f"    parallel_boots: {'true' if parallel else 'false'}",
         "  defaults:",
         f"    nfs_server: {SERVER_ID}",
         "    nfs_server_address: 192.0.2.1",
@@ -166,8 +170,25 @@ def check_isolated():
         sys.exit("bench/bench.py is not in a private mount namespace: start it with bench/run")
 
 
-def reset(count, double_dir):
-    """No exports, no guest configs, N guest roots with a disk fstab each."""
+#: The server's fstab before the formula added its bind mounts (domu_root.confined).
+SERVER_FSTAB = Path("/etc/fstab")
+_FSTAB = SERVER_FSTAB.read_bytes() if SERVER_FSTAB.exists() else b""
+
+
+def unconfine():
+    """Undo the guest roots' bind mounts (confine_roots) and their fstab lines."""
+    escaped = str(ROOTS).replace(" ", "\\040")
+    points = [line.split(" ")[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+              if line.split(" ")[4].startswith(escaped + "/")]
+    for point in reversed(points):
+        subprocess.run(["umount", "-l", point.replace("\\040", " ")], check=False)
+    SERVER_FSTAB.write_bytes(_FSTAB)
+
+
+def reset(count, double_dir, delay=0):
+    """No exports, no guest configs, N guest roots with a disk fstab each;
+    each guest's console shows its root ``delay`` seconds after its boot."""
+    unconfine()
     Path("/etc/exports").write_text("")
     shutil.rmtree("/etc/exports.d", ignore_errors=True)
     Path("/var/lib/nfs/etab").write_text("")
@@ -183,7 +204,8 @@ def reset(count, double_dir):
     shutil.rmtree(CONSOLE_DIR, ignore_errors=True)
     CONSOLE_DIR.mkdir()
     (double_dir / "settings.json").write_text(json.dumps(
-        {"console_dir": str(CONSOLE_DIR), "boot": {"*": {"console": str(BOOT_CONSOLE)}}}))
+        {"console_dir": str(CONSOLE_DIR),
+         "boot": {"*": {"console": str(BOOT_CONSOLE), "delay": delay}}}))
 
 
 # ---------------------------------------------------------------------------
@@ -191,8 +213,75 @@ def reset(count, double_dir):
 # ---------------------------------------------------------------------------
 
 
+def _tree(root_pid):
+    """The pids of root_pid and its descendants, now."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                    parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, grown = {root_pid}, True
+    while grown:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grown = bool(more)
+    return tree
+
+
+def _pss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def left_running():
+    """Salt processes of a run still alive after it (reparented here, the
+    subreaper): a forked state left behind. Zombies are reaped first; the xl
+    double's own helpers (its guests' consoles) are not Salt's."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+    left = 0
+    for pid in _tree(os.getpid()) - {os.getpid()}:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        left += b"salt" in cmdline and b"xen_double" not in cmdline
+    return left
+
+
+class TreeSampler(threading.Thread):
+    """The peak number of processes of a salt-call's tree, and the peak sum
+    of their proportional set sizes (shared pages counted once in all)."""
+
+    def __init__(self, pid, interval=0.2):
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak_processes, self.peak_pss_kib = 0, 0
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            pids = _tree(self.pid)
+            self.peak_processes = max(self.peak_processes, len(pids))
+            self.peak_pss_kib = max(self.peak_pss_kib, sum(_pss_kib(pid) for pid in pids))
+            self.done.wait(self.interval)
+
+
 def salt_call(call, env, profile=None):
-    """Run one salt-call --local; return (seconds, peak KiB, output, stderr).
+    """Run one salt-call --local; return (seconds, peak KiB, output, stderr, tree):
+    tree is the peak processes and PSS of the process tree.
 
     call: (venv, config dir, minion id, sls); profile: a file to write
     cProfile statistics to (the run is then slower).
@@ -210,13 +299,19 @@ def salt_call(call, env, profile=None):
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
         process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
+        sampler = TreeSampler(process.pid)
+        sampler.start()
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.monotonic() - start
+        sampler.done.set()
+        sampler.join()
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
-    return seconds, usage.ru_maxrss, stdout, stderr
+    tree = {"peak_processes": sampler.peak_processes,
+            "peak_pss_mib": round(sampler.peak_pss_kib / 1024, 1)}
+    return seconds, usage.ru_maxrss, stdout, stderr, tree
 
 
 def summarise(stdout, stderr):
@@ -277,6 +372,9 @@ def toolstack_seconds(log):
 
 class Bench:
     def __init__(self, args, work):
+        # Orphans of a run (a forked state left behind) become this process's
+        # children, so that they are counted (PR_SET_CHILD_SUBREAPER).
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
         self.args = args
         self.work = work
         self.double_dir = work / "xen-double"
@@ -316,8 +414,7 @@ class Bench:
         if self.args.profile:
             Path(self.args.profile).mkdir(parents=True, exist_ok=True)
             profile = Path(self.args.profile) / f"{count}-{kind}-{run}-{repetition}.prof"
-        seconds, maxrss, stdout, stderr = salt_call(call, self.env,
-                                                    profile)
+        seconds, maxrss, stdout, stderr, tree = salt_call(call, self.env, profile)
         sample = {
             "n": count,
             "repetition": repetition,
@@ -327,6 +424,8 @@ class Bench:
             "max_rss_kib": maxrss,
             "spawns": spawn_counts(self.exportfs_log, self.double_dir),
             "toolstack_seconds": toolstack_seconds(self.toolstack_log),
+            **tree,
+            "left_running": left_running(),
             **summarise(stdout, stderr),
         }
         expected_changes = run == "first" and kind != "floor"
@@ -340,7 +439,8 @@ class Bench:
         self.samples.append(sample)
         print(
             f"  N={count:<5} rep {repetition} {kind:<7} {run:<6} {seconds:8.2f} s "
-            f"{maxrss / 1024:7.1f} MiB  states {sample['states']:<5} changed "
+            f"{maxrss / 1024:7.1f} MiB (tree: {tree['peak_processes']} processes, "
+            f"{tree['peak_pss_mib']} MiB PSS)  states {sample['states']:<5} changed "
             f"{sample['changed']:<5} failed {sample['failed']}  {fmt_spawns(sample['spawns'])}",
             flush=True,
         )
@@ -350,6 +450,19 @@ class Bench:
         reset(count, self.double_dir)
         for run in RUNS:
             self.measure(count, repetition, kind, run, call)
+
+    def boots(self, count, repetition, parallel):
+        """A dom0's first run whose guests show their root ``--boot-delay``
+        seconds after their boot: in parallel (``boots``) or one after the
+        other (``boots-serial``, ``parallel_boots: false``)."""
+        shutil.rmtree(self.pillar, ignore_errors=True)
+        write_pillar(self.pillar, count, parallel=parallel)
+        reset(count, self.double_dir, delay=self.args.boot_delay)
+        self.measure(count, repetition, "boots" if parallel else "boots-serial", "first",
+                     (self.args.formula_venv, self.configs["formula"], DOM0_ID,
+                      "xen_nfsroot.dom0"))
+        shutil.rmtree(self.pillar, ignore_errors=True)
+        write_pillar(self.pillar, count)
 
     def run(self):
         formula, anchor = self.args.formula_venv, self.args.anchor_venv
@@ -371,6 +484,9 @@ class Bench:
                 if "anchor" in kinds:
                     self.pair(count, repetition, "anchor",
                               (anchor, self.configs["anchor"], "anchor", anchor_sls))
+                for parallel in [kind == "boots" for kind in ("boots", "boots-serial")
+                                 if kind in kinds]:
+                    self.boots(count, repetition, parallel)
                 for states, sls in floors.items() if "floor" in kinds else ():
                     self.measure(count, repetition, f"floor{states}", "second",
                                  (formula, self.configs["floor"], "floor", sls))
@@ -405,6 +521,10 @@ def aggregate(samples):
             "seconds": round(median(group, "seconds"), 3),
             "seconds_all": [s["seconds"] for s in group],
             "max_rss_mib": round(median(group, "max_rss_kib") / 1024, 1),
+            "peak_processes": max(s.get("peak_processes", 0) for s in group),
+            "peak_pss_mib": round(median(group, "peak_pss_mib"), 1)
+            if all("peak_pss_mib" in s for s in group) else None,
+            "left_running": max(s.get("left_running", 0) for s in group),
             "toolstack_seconds": round(median(group, "toolstack_seconds"), 3),
             "net_seconds": round(statistics.median(
                 s["seconds"] - s["toolstack_seconds"] for s in group), 3),
@@ -415,6 +535,29 @@ def aggregate(samples):
             "spawns_vary": len(set(spawns)) > 1,
         }
     return rows
+
+
+def _boot_targets(rows):
+    """A dom0's boots of N guests against its boot of one: 8 within 1.5×,
+    32 within 2×; nothing of the run left running."""
+    results = []
+    for kind in ("boots", "boots-serial"):
+        one = rows.get((1, kind, "first"))
+        for count, limit in ((8, 1.5), (32, 2)):
+            row = rows.get((count, kind, "first"))
+            if one and row and kind == "boots":
+                results.append(check(
+                    row["seconds"] <= limit * one["seconds"],
+                    f"N={count} boots: at most {limit}× the boot of one guest",
+                    f"{row['seconds']:.2f} s / {one['seconds']:.2f} s = "
+                    f"{row['seconds'] / one['seconds']:.2f}×"))
+    for (count, kind, run), row in sorted(rows.items()):
+        if kind.startswith("boots") or kind == "dom0":
+            results.append(check(row.get("left_running", 0) == 0,
+                                 f"N={count} {kind} {run}: no process of the run left after it",
+                                 f"{row.get('left_running', 0)} left; peak "
+                                 f"{row.get('peak_processes')} processes"))
+    return results
 
 
 def floor_of(rows, count, states):
@@ -471,7 +614,7 @@ def _spawn_targets(rows):
 
 def targets(rows, sizes):  # noqa: C901 (one branch per target of bench/README.md)
     """The targets the formula must meet, each with its measured figures."""
-    results = _spawn_targets(rows)
+    results = _spawn_targets(rows) + _boot_targets(rows)
     if 100 in sizes and 1000 in sizes:
         for kind in ("server", "dom0"):
             for run in RUNS:
@@ -537,16 +680,23 @@ def render_markdown(meta, rows, checks, problems):
         "time spent waiting for the xl test double's processes (a Python program started "
         "once per call), measured by a timing shim.",
         "",
+        "`boots`: a dom0's first run whose guests show their root on their console "
+        f"{meta.get('boot_delay', '')} s after `xl create` (the double's `delay`), booted in "
+        "parallel; `boots-serial`: the same with `parallel_boots: false`, one after the other. "
+        "`memory MiB`: the largest process (`ru_maxrss`); `tree`: the peak number of processes "
+        "of the run and the peak sum of their proportional set sizes (shared pages counted "
+        "once), sampled every 0.2 s.",
+        "",
         "| N | side | run | seconds | ×floor | ×anchor | in xl | states | changed | spawns "
-        "| memory MiB |",
+        "| memory MiB | tree |",
         "|--:|:-----|:----|--------:|-------:|--------:|------:|-------:|--------:|:-------"
-        "|-----------:|",
+        "|-----------:|:-----|",
     ]
 
     def ratio(value):
         return "" if value is None else f"{value:.2f}"
 
-    order = {"server": 0, "dom0": 1, "anchor": 2}
+    order = {"server": 0, "dom0": 1, "anchor": 2, "boots": 3, "boots-serial": 4}
     for row in sorted(rows.values(), key=lambda r: (
             r["n"], order.get(r["kind"], 3), r["kind"], r["run"] != "first")):
         kind = row["kind"]
@@ -559,7 +709,8 @@ def render_markdown(meta, rows, checks, problems):
             f"{ratio(row.get('ratio_floor'))} | {ratio(row.get('ratio_anchor'))} | "
             f"{ratio(row['toolstack_seconds'] or None)} | {row['states']} | {row['changed']} | "
             f"{fmt_spawns(row['spawns'])} | "
-            f"{row['max_rss_mib']:.0f} |"
+            f"{row['max_rss_mib']:.0f} | "
+            f"{row.get('peak_processes', '')} procs, {row.get('peak_pss_mib') or ''} MiB |"
         )
     lines += ["", "## Targets", ""]
     for item in checks:
@@ -586,8 +737,12 @@ def main():
                         help="N = 1, 10, 100, one repetition, results-quick.*")
     parser.add_argument("--sizes", help="comma-separated N (default 1,10,100,1000)")
     parser.add_argument("--repeat", type=int, help="repetitions (default 3)")
-    parser.add_argument("--kinds", default="server,dom0,anchor,floor",
-                        help="what to measure (default server,dom0,anchor,floor)")
+    parser.add_argument("--kinds", default="server,dom0,anchor,floor,boots,boots-serial",
+                        help="what to measure (default server,dom0,anchor,floor,boots,"
+                             "boots-serial)")
+    parser.add_argument("--boot-delay", type=float, default=10.0,
+                        help="seconds a guest of the boots kinds takes to show its root "
+                             "(default 10)")
     parser.add_argument("--profile", metavar="DIR",
                         help="run each salt-call under cProfile, statistics into DIR")
     parser.add_argument("--state-tree", default=str(REPO / "salt"),
@@ -617,6 +772,7 @@ def main():
         "repeat": args.repeat,
         "sizes": args.sizes,
         "load_before": loadavg(),
+        "boot_delay": args.boot_delay,
     }
     meta["command"] = meta["command"].strip()
     print(f"== load average {meta['load_before']}; N = {args.sizes}, "
@@ -627,6 +783,7 @@ def main():
         bench.run()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        unconfine()
         shutil.rmtree(ROOTS, ignore_errors=True)
     meta["load_after"] = loadavg()
     return report(meta, bench.samples, bench.problems, stem)

@@ -232,6 +232,9 @@ DOM0 = {
                              "xenconsoled logs guest consoles (the boot checks read them)"),
     "console_dir": Field(console.CONSOLE_DIR, console.check_console_dir, (),
                          "where xenconsoled logs guest consoles"),
+    "parallel_boots": Field(True, values.check_switch, (),
+                            "boot the guests of one run in parallel (Salt's parallel: True), "
+                            "their consoles watched at once"),
     "xen_settings_file": Field(console.SETTINGS_FILE, _settings_file, (),
                                "sourced by the Xen init script (XENCONSOLED_ARGS)"),
     "addresses": Field({}, _addresses, (), "{minion id: address} a dom0 is reached at for a "
