@@ -203,18 +203,32 @@ def _mount(name):
     __context__["domu_root.mounts"] = mounts.confined(_live_mounts(), name)
 
 
+def _fstab_index(config):
+    """The active entries of ``config`` by mount point, read once per run."""
+    key = ("domu_root.fstab", config)
+    if key not in __context__:
+        data = files.read(config) or b""
+        __context__[key] = fstab.index_mounts(data.decode("utf-8", "surrogateescape"))
+    return __context__[key]
+
+
 def _persist(name, config, test):
     """The fstab line of the bind mount in ``config`` (the formula's line,
     found by mount point and device; every other line kept as it is). None
     is added where another line mounts something on the root: a second line
-    for one mount point is one too many for systemd's fstab generator."""
+    for one mount point is one too many for systemd's fstab generator. What
+    holds already is seen in the run's index of the file; an edit reads the
+    file again and writes it atomically."""
+    wanted = {"device": name, "name": name, "fstype": mounts.BIND_FSTYPE,
+              "opts": ",".join(mounts.BIND_OPTIONS), "dump": 0, "pass_num": 0}
+    index = _fstab_index(config)
+    if fstab.others_on(index, name, name) or fstab.holds(index, wanted):
+        return {}
     for _ in range(EDIT_ATTEMPTS):
         data = files.read(config)
         text = (data or b"").decode("utf-8", "surrogateescape")
-        if fstab.others_on(text, name, name):
-            return {}
-        new_text, changes = fstab.plan_entry(text, name, name, mounts.BIND_FSTYPE,
-                                             list(mounts.BIND_OPTIONS), stacked=True)
+        new_text, changes = fstab.plan_entry(text, name, name, wanted["fstype"],
+                                             wanted["opts"], stacked=True)
         if not changes or test:
             return changes
         try:
@@ -224,6 +238,8 @@ def _persist(name, config, test):
             if getattr(err, "conflict", False):
                 continue
             raise
+        # plan_entry changed only the lines of this mount point and device.
+        index[os.path.normpath(name)] = [dict(wanted, kind="entry", raw=changes["entry"]["new"])]
         return changes
     raise CommandExecutionError(f"{config} kept changing while it was edited")
 

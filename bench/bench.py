@@ -470,7 +470,7 @@ class Bench:
             shutil.rmtree(self.pillar, ignore_errors=True)
             write_pillar(self.pillar, count)
             anchor_sls = write_anchor(self.anchor, count)
-            floor_states = sorted({count, 2 * count + 1})
+            floor_states = sorted({count, 3 * count + 1})
             floors = {states: write_floor(self.floor, states) for states in floor_states}
             for repetition in range(1, self.args.repeat + 1):
                 conf = self.configs["formula"]
@@ -673,7 +673,7 @@ def render_markdown(meta, rows, checks, problems):
         "Each figure is a whole `salt-call --local state.apply` process. `first`: from a clean "
         "state (no exports, no guest configs, disk fstabs), everything changes; `second`: the "
         "same again, nothing changes. `floor` = Salt's state engine alone: as many "
-        "`test.succeed_without_changes` states as the measured run has (server: 2N+1 states, "
+        "`test.succeed_without_changes` states as the measured run has (server: 3N+1 states, "
         "dom0 and anchor: N). `×floor` = seconds / floor; `×anchor` = seconds / core "
         "`nfs_export`'s seconds for the same N and run (below 1 is faster). Spawns are counted "
         "by a logging `exportfs` shim on PATH and the xl double's spawn log; `in xl` is the "

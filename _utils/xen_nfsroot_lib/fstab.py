@@ -494,12 +494,32 @@ def _matches(line, name, device):
     return device is None or line["device"] == device
 
 
-def others_on(text, name, device):
-    """The active entries of fstab text mounted on ``name`` from another
-    device than ``device`` (the lines of whoever else owns that mount point)."""
-    return [summary(line["raw"]) for line in parse(text)
-            if line["kind"] == "entry" and _matches(line, name, None)
-            and line["device"] != device]
+def index_mounts(text):
+    """``{mount point: [active entry, ...]}`` of fstab text (mount points
+    normalised): read once, looked up for many entries (:func:`others_on`,
+    :func:`holds`)."""
+    index = {}
+    for line in parse(text):
+        if line["kind"] == "entry":
+            index.setdefault(_norm(line["name"]), []).append(line)
+    return index
+
+
+def others_on(index, name, device):
+    """The active entries of an :func:`index_mounts` index mounted on ``name``
+    from another device than ``device`` (the lines of whoever else owns that
+    mount point)."""
+    return [summary(line["raw"]) for line in index.get(_norm(name), [])
+            if line["device"] != device]
+
+
+def holds(index, wanted):
+    """Whether :func:`plan_entry` with ``stacked`` would leave the fstab of
+    this index as it is: exactly one active entry of ``wanted``'s mount point
+    and device, and it is ``wanted`` (a dict of the six fields)."""
+    found = [line for line in index.get(_norm(wanted["name"]), [])
+             if line["device"] == wanted["device"]]
+    return len(found) == 1 and _same_entry(found[0], wanted)
 
 
 def plan_entry(  # noqa: PLR0913,PLR0917 (the six fields of an entry)

@@ -106,8 +106,15 @@ def test_a_bind_line_is_stacked_beside_the_line_of_what_it_sits_on():
                                     stacked=True)
     assert new == text + "/xen /xen none bind,nosuid,nodev 0 0\n"  # appended, the first kept
     assert changes == {"entry": {"old": None, "new": "/xen /xen none bind,nosuid,nodev 0 0"}}
-    assert fstab.others_on(new, "/xen", "/xen") == ["/dev/sdb1 /xen xfs defaults 0 2"]
-    assert fstab.others_on(text.replace("/xen", "/srv"), "/xen", "/xen") == []
+    index = fstab.index_mounts(new)
+    assert fstab.others_on(index, "/xen", "/xen") == ["/dev/sdb1 /xen xfs defaults 0 2"]
+    assert fstab.others_on(fstab.index_mounts(text.replace("/xen", "/srv")), "/xen/", "/xen") == []
+    wanted = {"device": "/xen", "name": "/xen", "fstype": "none", "opts": "bind,nosuid,nodev",
+              "dump": 0, "pass_num": 0}
+    assert fstab.holds(index, wanted)
+    assert not fstab.holds(fstab.index_mounts(text), wanted)
+    assert not fstab.holds(fstab.index_mounts(new + new), wanted)  # twice: one is disabled
+    assert not fstab.holds(index, dict(wanted, opts="bind"))
     # Without stacked, the entry for the mount point is rewritten instead.
     _, replaced = fstab.plan_entry(text, "/xen", "/xen", "none", "bind")
     assert replaced["entry"]["old"] == "/dev/sdb1 /xen xfs defaults 0 2"
