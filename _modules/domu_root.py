@@ -203,43 +203,48 @@ def _mount(name):
     __context__["domu_root.mounts"] = mounts.confined(_live_mounts(), name)
 
 
-def _fstab_index(config):
-    """The active entries of ``config`` by mount point, read once per run."""
+def _fstab_index(config, data):
+    """The run's index of ``config`` (:class:`~xen_nfsroot_lib.fstab.MountIndex`),
+    made again only when the file's bytes are not those it indexed."""
     key = ("domu_root.fstab", config)
-    if key not in __context__:
-        data = files.read(config) or b""
-        __context__[key] = fstab.index_mounts(data.decode("utf-8", "surrogateescape"))
-    return __context__[key]
+    cached = __context__.get(key)
+    if cached is None or cached[0] != data:
+        cached = (data, fstab.MountIndex(data.decode("utf-8", "surrogateescape")))
+        __context__[key] = cached
+    return cached[1]
 
 
 def _persist(name, config, test):
     """The fstab line of the bind mount in ``config`` (the formula's line,
     found by mount point and device; every other line kept as it is). None
     is added where another line mounts something on the root: a second line
-    for one mount point is one too many for systemd's fstab generator. What
-    holds already is seen in the run's index of the file; an edit reads the
-    file again and writes it atomically."""
+    for one mount point is one too many for systemd's fstab generator. The
+    file is read for each root, but parsed once per run while only this
+    state changes it (an appended line joins the index); written atomically,
+    against the bytes read."""
     wanted = {"device": name, "name": name, "fstype": mounts.BIND_FSTYPE,
               "opts": ",".join(mounts.BIND_OPTIONS), "dump": 0, "pass_num": 0}
-    index = _fstab_index(config)
-    if fstab.others_on(index, name, name) or fstab.holds(index, wanted):
-        return {}
     for _ in range(EDIT_ATTEMPTS):
-        data = files.read(config)
-        text = (data or b"").decode("utf-8", "surrogateescape")
-        new_text, changes = fstab.plan_entry(text, name, name, wanted["fstype"],
-                                             wanted["opts"], stacked=True)
-        if not changes or test:
-            return changes
+        data = files.read(config) or b""
+        index = _fstab_index(config, data)
+        if index.others_on(name, name) or index.holds(wanted):
+            return {}
+        if test:
+            return fstab.plan_entry(index.text, name, name, wanted["fstype"], wanted["opts"],
+                                    stacked=True)[1]
+        planned = index.append(wanted) or fstab.plan_entry(
+            index.text, name, name, wanted["fstype"], wanted["opts"], stacked=True)
+        new_text, changes = planned
+        new_data = new_text.encode("utf-8", "surrogateescape")
         try:
-            files.write(config, new_text.encode("utf-8", "surrogateescape"),
-                        previous=data or b"")
+            files.write(config, new_data, previous=data)
         except CommandExecutionError as err:
+            __context__.pop(("domu_root.fstab", config), None)
             if getattr(err, "conflict", False):
                 continue
             raise
-        # plan_entry changed only the lines of this mount point and device.
-        index[os.path.normpath(name)] = [dict(wanted, kind="entry", raw=changes["entry"]["new"])]
+        __context__[("domu_root.fstab", config)] = (
+            new_data, index if index.text == new_text else fstab.MountIndex(new_text))
         return changes
     raise CommandExecutionError(f"{config} kept changing while it was edited")
 

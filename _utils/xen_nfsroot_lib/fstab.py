@@ -494,32 +494,54 @@ def _matches(line, name, device):
     return device is None or line["device"] == device
 
 
-def index_mounts(text):
-    """``{mount point: [active entry, ...]}`` of fstab text (mount points
-    normalised): read once, looked up for many entries (:func:`others_on`,
-    :func:`holds`)."""
-    index = {}
-    for line in parse(text):
-        if line["kind"] == "entry":
-            index.setdefault(_norm(line["name"]), []).append(line)
-    return index
+class MountIndex:
+    """fstab text indexed by mount point (normalised), read once and looked
+    up for many entries: ``entries`` and ``disabled`` (lines this formula
+    commented out) ``{mount point: [line, ...]}``, ``last`` the last active
+    entry (the layout of an appended one)."""
 
+    def __init__(self, text):
+        self.text = text
+        self.entries, self.disabled, self.last = {}, {}, None
+        for line in parse(text):
+            if line["kind"] in ("entry", "disabled"):
+                getattr(self, line["kind"] if line["kind"] == "disabled" else "entries") \
+                    .setdefault(_norm(line["name"]), []).append(line)
+            if line["kind"] == "entry":
+                self.last = line
 
-def others_on(index, name, device):
-    """The active entries of an :func:`index_mounts` index mounted on ``name``
-    from another device than ``device`` (the lines of whoever else owns that
-    mount point)."""
-    return [summary(line["raw"]) for line in index.get(_norm(name), [])
-            if line["device"] != device]
+    def others_on(self, name, device):
+        """The active entries mounted on ``name`` from another device than
+        ``device`` (the lines of whoever else owns that mount point)."""
+        return [summary(line["raw"]) for line in self.entries.get(_norm(name), [])
+                if line["device"] != device]
 
+    def _found(self, wanted):
+        return [line for line in self.entries.get(_norm(wanted["name"]), [])
+                if line["device"] == wanted["device"]]
 
-def holds(index, wanted):
-    """Whether :func:`plan_entry` with ``stacked`` would leave the fstab of
-    this index as it is: exactly one active entry of ``wanted``'s mount point
-    and device, and it is ``wanted`` (a dict of the six fields)."""
-    found = [line for line in index.get(_norm(wanted["name"]), [])
-             if line["device"] == wanted["device"]]
-    return len(found) == 1 and _same_entry(found[0], wanted)
+    def holds(self, wanted):
+        """Whether :func:`plan_entry` with ``stacked`` would leave the text as
+        it is: exactly one active entry of ``wanted``'s mount point and device
+        (a dict of the six fields), and it is ``wanted``."""
+        found = self._found(wanted)
+        return len(found) == 1 and _same_entry(found[0], wanted)
+
+    def append(self, wanted):
+        """``[new text, changes]`` as :func:`plan_entry` with ``stacked``
+        gives them when it appends ``wanted`` (no entry of its mount point and
+        device, no commented-out line of it to restore), without parsing the
+        text again; the index follows. None when it would do something else."""
+        if self._found(wanted) or any(_same_entry(line, wanted) for line in
+                                      self.disabled.get(_norm(wanted["name"]), [])):
+            return None
+        content, ending = _entry_line(wanted, self.last)
+        raw = content + (ending or "\n")
+        text = self.text if not self.text or self.text.endswith("\n") else self.text + "\n"
+        self.text = text + raw
+        self.last = dict(wanted, kind="entry", raw=raw)
+        self.entries.setdefault(_norm(wanted["name"]), []).append(self.last)
+        return [self.text, {"entry": {"old": None, "new": summary(content)}}]
 
 
 def plan_entry(  # noqa: PLR0913,PLR0917 (the six fields of an entry)

@@ -106,15 +106,40 @@ def test_a_bind_line_is_stacked_beside_the_line_of_what_it_sits_on():
                                     stacked=True)
     assert new == text + "/xen /xen none bind,nosuid,nodev 0 0\n"  # appended, the first kept
     assert changes == {"entry": {"old": None, "new": "/xen /xen none bind,nosuid,nodev 0 0"}}
-    index = fstab.index_mounts(new)
-    assert fstab.others_on(index, "/xen", "/xen") == ["/dev/sdb1 /xen xfs defaults 0 2"]
-    assert fstab.others_on(fstab.index_mounts(text.replace("/xen", "/srv")), "/xen/", "/xen") == []
+    index = fstab.MountIndex(new)
+    assert index.others_on("/xen", "/xen") == ["/dev/sdb1 /xen xfs defaults 0 2"]
+    assert fstab.MountIndex(text.replace("/xen", "/srv")).others_on("/xen/", "/xen") == []
     wanted = {"device": "/xen", "name": "/xen", "fstype": "none", "opts": "bind,nosuid,nodev",
               "dump": 0, "pass_num": 0}
-    assert fstab.holds(index, wanted)
-    assert not fstab.holds(fstab.index_mounts(text), wanted)
-    assert not fstab.holds(fstab.index_mounts(new + new), wanted)  # twice: one is disabled
-    assert not fstab.holds(index, dict(wanted, opts="bind"))
+    assert index.holds(wanted)
+    assert not fstab.MountIndex(text).holds(wanted)
+    assert not fstab.MountIndex(new + new).holds(wanted)  # twice: plan_entry disables one
+    assert not index.holds(dict(wanted, opts="bind"))
     # Without stacked, the entry for the mount point is rewritten instead.
     _, replaced = fstab.plan_entry(text, "/xen", "/xen", "none", "bind")
     assert replaced["entry"]["old"] == "/dev/sdb1 /xen xfs defaults 0 2"
+
+
+@pytest.mark.parametrize("text", [
+    "", "/dev/sda1 / ext4 defaults 0 1", "# comment\n/dev/sda1\t/\text4\tdefaults\t0 1\n",
+    "/dev/sda1 / ext4 defaults 0 1\n/a /a none bind,nosuid,nodev 0 0\n",
+])
+def test_an_append_through_the_index_is_what_plan_entry_writes(text):
+    index = fstab.MountIndex(text)
+    for root in ("/srv/g1", "/srv/g 2", "/xen"):
+        wanted = {"device": root, "name": root, "fstype": "none", "opts": "bind,nosuid,nodev",
+                  "dump": 0, "pass_num": 0}
+        expected = fstab.plan_entry(index.text, root, root, "none", "bind,nosuid,nodev",
+                                    stacked=True)
+        assert index.append(wanted) == expected
+        assert index.holds(wanted)
+        assert index.append(wanted) is None  # there now
+    assert fstab.MountIndex(index.text).entries.keys() == index.entries.keys()
+
+
+def test_a_line_to_restore_or_replace_is_left_to_plan_entry():
+    wanted = {"device": "/xen", "name": "/xen", "fstype": "none", "opts": "bind,nosuid,nodev",
+              "dump": 0, "pass_num": 0}
+    assert fstab.MountIndex("#xen-nfsroot# /xen /xen none bind,nosuid,nodev 0 0\n") \
+        .append(wanted) is None
+    assert fstab.MountIndex("/xen /xen none bind 0 0\n").append(wanted) is None
