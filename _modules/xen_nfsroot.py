@@ -521,13 +521,19 @@ def _parallel_boots(high):
     ``parallel: True``, one forked process each, all watching their consoles
     at once), after one state that makes the reads they share (the domain
     list, the mine, the kernel checks) so that each fork inherits them
-    instead of making them again. A test run stays in one process, as does
-    every run with ``xen_nfsroot:dom0:parallel_boots: False``."""
-    if __opts__.get("test") or not settings("dom0")["parallel_boots"]:
+    instead of making them again. At most ``xen_nfsroot:dom0:parallel_boots``
+    forks at once: Salt 3008 queues the others itself when the minion sets
+    ``state_max_parallel``; otherwise the guests past that number boot one
+    after the other, in the run's own process. A test run stays in one
+    process, as does every run with ``parallel_boots: 1``."""
+    at_once = settings("dom0")["parallel_boots"]
+    if __opts__.get("test") or at_once < 2:
         return
     booting = _boot_candidates(high)
     if not booting or len(booting) < 2:
         return
+    if not __opts__.get("state_max_parallel"):
+        booting = dict(list(booting.items())[:at_once])
     shared = boot.shared_questions(booting.values())
     before = sorted({tuple(req.items())[0] for args in booting.values()
                      for req in args.get("require", [])})

@@ -95,7 +95,7 @@ def write_pillar(directory, count, parallel=True):
         "  dom0:",
         f"    console_dir: {CONSOLE_DIR}",
         f"    xen_settings_file: {XEN_SETTINGS}",
-        f"    parallel_boots: {'true' if parallel else 'false'}",
+        f"    parallel_boots: {32 if parallel else 1}",
         "  defaults:",
         f"    nfs_server: {SERVER_ID}",
         "    nfs_server_address: 192.0.2.1",
@@ -454,7 +454,7 @@ class Bench:
     def boots(self, count, repetition, parallel):
         """A dom0's first run whose guests show their root ``--boot-delay``
         seconds after their boot: in parallel (``boots``) or one after the
-        other (``boots-serial``, ``parallel_boots: false``)."""
+        other (``boots-serial``, ``parallel_boots: 1``)."""
         shutil.rmtree(self.pillar, ignore_errors=True)
         write_pillar(self.pillar, count, parallel=parallel)
         reset(count, self.double_dir, delay=self.args.boot_delay)
@@ -682,7 +682,7 @@ def render_markdown(meta, rows, checks, problems):
         "",
         "`boots`: a dom0's first run whose guests show their root on their console "
         f"{meta.get('boot_delay', '')} s after `xl create` (the double's `delay`), booted in "
-        "parallel; `boots-serial`: the same with `parallel_boots: false`, one after the other. "
+        "parallel; `boots-serial`: the same with `parallel_boots: 1`, one after the other. "
         "`memory MiB`: the largest process (`ru_maxrss`); `tree`: the peak number of processes "
         "of the run and the peak sum of their proportional set sizes (shared pages counted "
         "once), sampled every 0.2 s.",
@@ -737,9 +737,9 @@ def main():
                         help="N = 1, 10, 100, one repetition, results-quick.*")
     parser.add_argument("--sizes", help="comma-separated N (default 1,10,100,1000)")
     parser.add_argument("--repeat", type=int, help="repetitions (default 3)")
-    parser.add_argument("--kinds", default="server,dom0,anchor,floor,boots,boots-serial",
-                        help="what to measure (default server,dom0,anchor,floor,boots,"
-                             "boots-serial)")
+    parser.add_argument("--kinds", default="server,dom0,anchor,floor",
+                        help="what to measure (default server,dom0,anchor,floor; also "
+                             "boots,boots-serial)")
     parser.add_argument("--boot-delay", type=float, default=10.0,
                         help="seconds a guest of the boots kinds takes to show its root "
                              "(default 10)")

@@ -226,15 +226,25 @@ def _settings_file(value, field):
     return values.check_absolute_path(value, field, normalised=True, below_root=True)
 
 
+#: How many guests of one run boot at once by default (each a forked process).
+PARALLEL_BOOTS = 32
+
+
+def _boots_at_once(value, field):
+    if value is False:
+        return 1
+    return values.check_count(value, field)
+
+
 #: The dom0 side (``xen_nfsroot:dom0``).
 DOM0 = {
     "console_logging": Field(True, values.check_switch, (),
                              "xenconsoled logs guest consoles (the boot checks read them)"),
     "console_dir": Field(console.CONSOLE_DIR, console.check_console_dir, (),
                          "where xenconsoled logs guest consoles"),
-    "parallel_boots": Field(True, values.check_switch, (),
-                            "boot the guests of one run in parallel (Salt's parallel: True), "
-                            "their consoles watched at once"),
+    "parallel_boots": Field(PARALLEL_BOOTS, _boots_at_once, (),
+                            "how many guests of one run boot at once (Salt's parallel: True), "
+                            "their consoles watched together; 1: one after the other"),
     "xen_settings_file": Field(console.SETTINGS_FILE, _settings_file, (),
                                "sourced by the Xen init script (XENCONSOLED_ARGS)"),
     "addresses": Field({}, _addresses, (), "{minion id: address} a dom0 is reached at for a "

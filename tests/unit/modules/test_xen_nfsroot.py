@@ -434,6 +434,26 @@ def test_one_boot_alone_a_running_guest_and_test_mode_fork_nothing(pillar, monke
                        if isinstance(data, dict) for args in data.values())
 
 
+@pytest.mark.parametrize(("at_once", "max_parallel", "parallel"), [
+    (1, None, []), (False, None, []),
+    (2, None, ["StaticGuest", "Third"]),  # the first two in name order; XenGuest after them
+    (32, None, ["StaticGuest", "Third", "XenGuest"]),
+    # Salt 3008 queues parallel states past state_max_parallel itself.
+    (2, 1, ["StaticGuest", "Third", "XenGuest"]),
+])
+def test_at_most_parallel_boots_fork(pillar, monkeypatch, at_once, max_parallel, parallel):
+    _two_boots(pillar, monkeypatch)
+    pillar["xen_nfsroot"]["guests"]["Third"] = dict(
+        pillar["xen_nfsroot"]["guests"]["StaticGuest"], nfs_root="/srv/xen/third",
+        export_clients=["192.0.2.12"], network="dhcp", vif=["mac=00:16:3e:00:00:12"])
+    pillar["xen_nfsroot"].setdefault("dom0", {})["parallel_boots"] = at_once
+    monkeypatch.setitem(xen_nfsroot.__opts__, "state_max_parallel", max_parallel)
+    high = xen_nfsroot.state_data("dom0")
+    forked = sorted(name for name in ("XenGuest", "StaticGuest", "Third")
+                    if {"parallel": True} in high[f"xen_nfsroot-guest-{name}"]["xen_guest.running"])
+    assert forked == parallel
+
+
 def test_a_dom0_that_cannot_list_its_domains_boots_one_after_the_other(pillar, monkeypatch):
     _two_boots(pillar, monkeypatch).side_effect = CommandExecutionError("xl: no hypervisor")
     high = xen_nfsroot.state_data("dom0")

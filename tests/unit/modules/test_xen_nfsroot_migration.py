@@ -162,7 +162,7 @@ def test_selection_and_roles_of_a_dom0_that_is_not_the_home():
 
 def test_dom0_settings_defaults():
     assert xen_nfsroot.settings("dom0") == {
-        "console_logging": True, "parallel_boots": True, "console_dir": "/var/log/xen/console",
+        "console_logging": True, "parallel_boots": 32, "console_dir": "/var/log/xen/console",
         "xen_settings_file": "/etc/default/xen", "addresses": {},
         "migrate_key": "/etc/xen-nfsroot/migrate_key",
         "authorized_keys": "/root/.ssh/authorized_keys",
