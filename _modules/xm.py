@@ -32,7 +32,7 @@ import os
 import salt.utils.path
 from salt.exceptions import CommandExecutionError
 
-from xen_nfsroot_lib import values
+from xen_nfsroot_lib import placement, values
 from xen_nfsroot_lib.toolstack import (
     TOOLSTACKS,
     check_migrate_host,
@@ -46,8 +46,6 @@ from xen_nfsroot_lib.toolstack import (
 __virtualname__ = "xm"
 
 LISTING_KEY = "xm.listing"
-#: What every dom0 publishes to the mine (this module's listing).
-MINE_FUNCTION = "xm.list_domains"
 TOOLSTACK_KEY = "xm.toolstack"
 
 
@@ -272,7 +270,7 @@ def mined_domains(dom0s):
         return {}
     key = ("xm.mined", tuple(sorted(others)))
     if key not in __context__:
-        mined = __salt__["mine.get"](tgt=others, fun=MINE_FUNCTION, tgt_type="list")
+        mined = __salt__["mine.get"](tgt=others, fun=placement.MINE_FUNCTION, tgt_type="list")
         __context__[key] = {minion: data for minion, data in (mined or {}).items()
                             if minion in others and isinstance(data, dict)}
     return copy.deepcopy(__context__[key])

@@ -214,9 +214,6 @@ def _running_here(name, guest, looked, options, force_restart):
 # Never two instances: where the guest runs across its dom0s
 # ---------------------------------------------------------------------------
 
-MINE_FUNCTION = "xm.list_domains"
-
-
 def _where(name, others, toolstack=None):
     """Where ``name`` runs: this dom0's domain list and the mine's copies of
     the others' (:func:`xen_nfsroot_lib.placement.locate`; both read once
@@ -269,7 +266,7 @@ def _publish(ret):
     """The mine's copy of this dom0's domains, fresh after a change (the
     other dom0s read it before they boot)."""
     try:
-        __salt__["mine.send"](MINE_FUNCTION, fresh=True)
+        __salt__["mine.send"](placement.MINE_FUNCTION, fresh=True)
     except Exception as err:  # the change is made: say the mine is stale
         ret["comment"] += f" (the mine could not be updated: {err})"
 

@@ -18,6 +18,8 @@ from salt.exceptions import SaltInvocationError
 
 from xen_nfsroot_lib import toolstack, values
 
+#: What each dom0 publishes to the Salt mine: its domain list, read by the others.
+MINE_FUNCTION = "xm.list_domains"
 #: Domain states in which a guest runs (``xl list``'s r, b, p).
 RUNNING = ("running", "blocked", "paused")
 #: States in which a domain still holds its root: running, or being destroyed.
