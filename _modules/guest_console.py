@@ -20,7 +20,7 @@ from salt.exceptions import CommandExecutionError
 
 # ``console`` is watch's argument (the log's path): the library goes by another name.
 from xen_nfsroot_lib import console as consoles
-from xen_nfsroot_lib import files
+from xen_nfsroot_lib import files, placement
 
 __virtualname__ = "guest_console"
 
@@ -144,7 +144,7 @@ def watch(name, console, offset=0, timeout=consoles.BOOT_TIMEOUT, marker=None, t
         unlogged = not seen and elapsed >= min(LOG_GRACE, timeout)
         if elapsed >= timeout or unlogged or polls % 5 == 4:
             state = __salt__["xm.state"](name, toolstack=toolstack, fresh=True)
-            if state not in ("running", "blocked", "paused"):
+            if state not in placement.RUNNING:
                 return {"verdict": "failed", "evidence": f"the domain is {state}",
                         "lines": consoles.tail(text), "seconds": elapsed, "log": console}
             if elapsed >= timeout or unlogged:
@@ -236,6 +236,57 @@ def clear_failure(name):
     """
     path = _record_path(name)
     return _clear_the_way(path) or files.remove(path)
+
+
+def verdict(name, dom0s=None, toolstack=None, absent=False):
+    """
+    Where ``name`` stands on this dom0 after its boot (with ``absent``:
+    after it was stopped: raises while its domain is still here, returns
+    ``{"guest", "runs_on": None, "state"}`` once it is gone): up here (and not the
+    failed domain a failed boot kept running), or, with no failed boot on
+    record here, up on another of its dom0s (``dom0s``) as their mine
+    entries show it. Anything else raises, with the recorded failure's
+    comment when there is one: the orchestration's
+    per-guest verdict after its one boot step for all its guests (one
+    guest's failure never fails another's verdict).
+
+    Returns ``{"guest", "runs_on", "state"}`` (``state``: the domain's, or
+    ``mined`` for another dom0's).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt dom0-a guest_console.verdict XenGuest '[dom0-a, dom0-b]'
+    """
+    here = __opts__["id"]
+    if absent is True:
+        state = __salt__["xm.state"](name, toolstack=toolstack, fresh=True)
+        if state in placement.OCCUPIED:
+            raise CommandExecutionError(f"{name} is still on {here} (its domain is {state})")
+        return {"guest": name, "runs_on": None, "state": state}
+    failure = last_failure(name)
+    if failure and "invalid" in failure:
+        raise CommandExecutionError(f"{name}: its failed-boot record {failure['invalid']}")
+    failed = failure and (
+        f"{name} failed to boot on {here} ({failure['time']}): {failure['comment']}")
+    if failure and failure.get("domain_id") is not None:
+        raise CommandExecutionError(failed)  # the failed domain, kept running
+    state = __salt__["xm.state"](name, toolstack=toolstack, fresh=True)
+    if state in placement.RUNNING:
+        return {"guest": name, "runs_on": here, "state": state}
+    if failure:
+        raise CommandExecutionError(failed)
+    others = [dom0 for dom0 in dom0s or [] if dom0 != here]
+    mined = __salt__["xm.mined_domains"](others) if others else {}
+    elsewhere = sorted(dom0 for dom0, domains in mined.items()
+                       if placement.whereabouts(name, domains)[0])
+    if elsewhere:
+        return {"guest": name, "runs_on": elsewhere[0], "state": "mined"}
+    where = f"on {here} (its domain is {state})"
+    if others:
+        where += f" nor, as the mine shows them, on {', '.join(others)}"
+    raise CommandExecutionError(f"{name} does not run {where}")
 
 
 # ---------------------------------------------------------------------------

@@ -174,20 +174,29 @@ def dom0_address(minion_id, pillar=None):
 
 
 def _select(every, selection):
-    """The guests a filter selects: all without one; with one, only a guest
-    pillar defines, by its exact name. A filter that is not such a name
-    (``""``, ``0``, ``false``, ``null``, a list, a mapping, an unknown name)
+    """The guests a filter selects: all without one; with ``only``, the guest
+    pillar defines by that exact name; with ``among``, those of a list of
+    names. A filter that is not such a name or list (``""``, ``0``,
+    ``false``, ``null``, a mapping, an unknown name; for ``only`` a list too)
     selects nothing: bad input never widens a selection."""
-    unknown = sorted(set(selection) - {"only"})
+    unknown = sorted(set(selection) - {"only", "among"})
     if unknown:
         raise SaltInvocationError(f"{unknown[0]}: not an argument of xen_nfsroot.guests")
-    if "only" not in selection:
-        return every
-    only = selection["only"]
-    if isinstance(only, str) and only in every:
-        return {only: every[only]}
-    log.warning("xen_nfsroot: guest filter %r names no guest in pillar; nothing selected", only)
-    return {}
+    if "only" in selection:
+        only = selection["only"]
+        every = {only: every[only]} if isinstance(only, str) and only in every else {}
+        if not every:
+            log.warning("xen_nfsroot: guest filter %r names no guest in pillar; nothing selected",
+                        only)
+    if "among" in selection:
+        among = selection["among"]
+        names = set(among) if isinstance(among, list) and all(
+            isinstance(name, str) for name in among) else set()
+        if names - set(every) or not names:
+            log.warning("xen_nfsroot: guest list %r names no guest in pillar (or not all); "
+                        "only those it names are selected", among)
+        every = {name: guest for name, guest in every.items() if name in names}
+    return every
 
 
 def guests(role=None, minion_id=None, **selection):
@@ -207,6 +216,12 @@ def guests(role=None, minion_id=None, **selection):
         value that is not the name of a guest pillar defines (an unknown
         name, ``""``, ``0``, ``false``, ``null``, a list, a mapping) selects
         nothing, and is logged; only leaving it out selects every guest.
+
+    among
+        Keep only the guests of this list of names (the orchestration's one
+        boot step for all its guests); a value that is not a list of names
+        selects nothing, a name pillar does not define is left out and
+        logged.
 
     CLI Example:
 
@@ -615,7 +630,7 @@ def state_data(role, boot=False, retry=False, migration=None, **selection):
         orchestration asks for it for a guest named in its pillar).
     retry
         Boot again a guest whose last boot failed with the same config.
-    only
+    only, among
         As for :func:`guests`.
 
     CLI Example:

@@ -44,10 +44,11 @@ from saltcli import tail
 
 from xen_nfsroot_lib.console import log_path
 
-# The boot steps that fail in step 1's orchestration (and the mount checks
-# that require them).
-EXPECTED_FAILURES = {f"xen_nfsroot-{step}-{guest}" for step in ("boot", "mounted")
-                     for guest in (REFUSED_GUEST, UNMOUNTED_GUEST)}
+# The steps that fail in step 1's orchestration: the one boot step (two of
+# its guests fail), their verdicts and the mount checks that require them.
+EXPECTED_FAILURES = {"xen_nfsroot-boot"} | {
+    f"xen_nfsroot-{step}-{guest}" for step in ("booted", "mounted")
+    for guest in (REFUSED_GUEST, UNMOUNTED_GUEST)}
 EXPORTS_FILE = "/etc/exports.d/xen-nfsroot.exports"
 UNRELATED_EXPORT = "/srv/unrelated"
 # A guest that panics, or whose initramfs gives up and opens its shell, will
@@ -167,8 +168,8 @@ class Steps:
             raise self.error(f"orchestrate: exit status {rc}; no state returned: "
                              f"{str(answer)[:300]}")
         self.orchestration.update(states)
-        # Issue 13's two failures fail their boot (and so the mount check
-        # that requires it); nothing else may fail.
+        # Issue 13's two failures fail the boot step and their own verdicts
+        # (and so the mount checks that require them); nothing else may fail.
         failed = {key for key, ret in states.items() if ret.get("result") is not True}
         unexpected, missing = sorted(failed - EXPECTED_FAILURES), sorted(
             EXPECTED_FAILURES - failed)

@@ -56,9 +56,9 @@ class Proofs:
     def guest_state(self, guest):
         """The xen_guest state of ``guest`` in the boot step of step 1's
         orchestration, as its dom0 returned it."""
-        boot = self.orchestration.get(f"xen_nfsroot-boot-{guest}")
+        boot = self.orchestration.get("xen_nfsroot-boot")
         if boot is None:
-            raise self.error(f"the orchestration has no boot step for {guest}")
+            raise self.error("the orchestration has no boot step")
         found = saltout.minion_states(boot, self.minion).get(f"xen_nfsroot-guest-{guest}")
         if found is None:
             raise self.error(f"the boot step of {guest} returned no xen_guest state: "

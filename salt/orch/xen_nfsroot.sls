@@ -1,12 +1,17 @@
-{#- Orchestration: for every guest, its export on the NFS server first, then
-    its boot on the dom0 (the boot proven there: kernel checked, console
-    watched; a guest with several dom0s first gets its dom0s' migration keys
-    (each published through the mine by its key state) before any of them
-    sets up its trust of the others, then is asked of all of them, their mine entries sent again, and
-    booted on its home only when it runs on none: a dom0 that does not
-    answer stops the boot), then the NFS server's confirmation that the guest mounted its
-    root; a failed step stops that guest's next one. A guest marked absent
-    goes the other way round: stopped first, then its export removed.
+{#- Orchestration: for every guest, its export on the NFS server first (a
+    guest with several dom0s also gets its dom0s' migration keys, each
+    published through the mine by its key state, before any of them sets up
+    its trust of the others, then their domain lists sent to the mine
+    again); then one boot step on all the guests' dom0s, in which each dom0
+    boots the guests it runs at once and proves each boot (kernel checked,
+    console watched; a guest with several dom0s booted on its home only when
+    it runs on none: a dom0 that does not answer stops the boot); then, for
+    each guest, its own verdict (guest_console.verdict: up, or its failure)
+    and the NFS server's confirmation that it mounted its root. A failed
+    export holds back the boot step (it names the export); a failed boot
+    fails that guest's verdict only, and stops its mounted step. A guest
+    marked absent goes the other way round: stopped in the boot step, its
+    absence checked on every dom0, then its export removed.
 
     Inline pillar (all optional):
       guest: NAME          only this guest, booted even without autostart
@@ -24,13 +29,23 @@
 {%- set autostart_only = pillar.get("autostart_only", False) is sameas true %}
 {%- set selected = salt["xen_nfsroot.guests"](**selection) %}
 {%- set ns = namespace(count=0) %}
+{%- set boots, dom0s, before, verdicts = [], [], [], [] %}
 {%- for name, guest in selected.items() %}
 {%-   if (not dom0_given or guest.dom0 == pillar["dom0"]) and (not autostart_only or guest.autostart) %}
 {%-     set ns.count = ns.count + 1 %}
 {%-     set export_id = "xen_nfsroot-export-" ~ name %}
-{%-     set boot_id = "xen_nfsroot-boot-" ~ name %}
 {%-     set mine_id = "xen_nfsroot-where-" ~ name %}
 {%-     set keys_id = "xen_nfsroot-keys-" ~ name %}
+{%-     do boots.append(name) %}
+{%-     for dom0 in guest.dom0s if dom0 not in dom0s %}
+{%-       do dom0s.append(dom0) %}
+{%-     endfor %}
+{%-     if not guest.absent %}
+{%-       do before.append(export_id) %}
+{%-     endif %}
+{%-     if guest.absent or guest.autostart or "only" in selection %}
+{%-       do verdicts.append(name) %}
+{%-     endif %}
 
 {{ export_id }}:
   salt.state:
@@ -39,7 +54,7 @@
     - pillar: {xen_nfsroot_guest: {{ name | json }}}
 {%-     if guest.absent %}
     - require:
-      - salt: {{ boot_id }}
+      - salt: xen_nfsroot-stopped-{{ name }}
 {%-     endif %}
 
 {%-     if guest.dom0s | length > 1 and not guest.absent %}
@@ -51,6 +66,7 @@
     - sls: [xen_nfsroot.migrate_key]
 {%-     endif %}
 {%-     if guest.dom0s | length > 1 %}
+{%-       do before.append(mine_id) %}
 
 {{ mine_id }}:
   salt.function:
@@ -65,27 +81,64 @@
       - salt: {{ keys_id }}
 {%-       endif %}
 {%-     endif %}
+{%-   endif %}
+{%- endfor %}
+{%- if boots %}
 
-{{ boot_id }}:
+{#- One boot step for every guest on all their dom0s: each dom0 boots the
+    guests it runs at once and proves each boot (xen_nfsroot_guests). #}
+xen_nfsroot-boot:
   salt.state:
-{%-     if guest.dom0s | length > 1 %}
+    - tgt: {{ dom0s | json }}
+    - tgt_type: list
+    - sls: [xen_nfsroot.dom0]
+    - pillar: {xen_nfsroot_guests: {{ boots | json }}, xen_nfsroot_boot: {{ ("only" in selection) | json }}, xen_nfsroot_retry: {{ (pillar.get("retry", False) is sameas true) | json }}}
+{%-   if before %}
+    - require:
+{%-     for step in before %}
+      - salt: {{ step }}
+{%-     endfor %}
+{%-   endif %}
+
+{#- The verdicts wait for the boot step whatever its result (a require
+    would skip them when one guest fails): this step runs only when the
+    boot step failed, and succeeds. #}
+xen_nfsroot-boot-ended:
+  test.succeed_without_changes:
+    - comment: the boot step failed; each guest's verdict says what became of it
+    - onfail:
+      - salt: xen_nfsroot-boot
+{%- endif %}
+{%- for name in verdicts %}
+{%-   set guest = selected[name] %}
+{%-   set toolstack = guest.states.xen_guest.get("toolstack") %}
+{%-   if guest.absent %}
+
+{#- Stopped on every dom0 before its export goes, whatever became of the
+    other guests of the boot step. #}
+xen_nfsroot-stopped-{{ name }}:
+  salt.function:
+    - name: guest_console.verdict
     - tgt: {{ guest.dom0s | json }}
     - tgt_type: list
-{%-     else %}
-    - tgt: {{ guest.dom0 | json }}
-{%-     endif %}
-    - sls: [xen_nfsroot.dom0]
-    - pillar: {xen_nfsroot_guest: {{ name | json }}, xen_nfsroot_boot: {{ ("only" in selection) | json }}, xen_nfsroot_retry: {{ (pillar.get("retry", False) is sameas true) | json }}}
-{%-     if not guest.absent or guest.dom0s | length > 1 %}
+    - arg: [{{ name | json }}]
+    - kwarg: {absent: true, toolstack: {{ toolstack | json }}}
+    - expect_minions: true
     - require:
-{%-       if not guest.absent %}
-      - salt: {{ export_id }}
-{%-       endif %}
-{%-       if guest.dom0s | length > 1 %}
-      - salt: {{ mine_id }}
-{%-       endif %}
-{%-     endif %}
-{%-     if not guest.absent and (guest.autostart or "only" in selection) %}
+      - test: xen_nfsroot-boot-ended
+{%-   else %}
+
+{#- Each guest's own verdict, after the boot step whatever its result: one
+    guest's failed boot never stops another's next step. #}
+xen_nfsroot-booted-{{ name }}:
+  salt.function:
+    - name: guest_console.verdict
+    - tgt: {{ guest.dom0 | json }}
+    - arg: [{{ name | json }}]
+    - kwarg: {dom0s: {{ guest.dom0s | json }}, toolstack: {{ toolstack | json }}}
+    - expect_minions: true
+    - require:
+      - test: xen_nfsroot-boot-ended
 
 xen_nfsroot-mounted-{{ name }}:
   salt.state:
@@ -93,8 +146,7 @@ xen_nfsroot-mounted-{{ name }}:
     - sls: [xen_nfsroot.mounted]
     - pillar: {xen_nfsroot_guest: {{ name | json }}}
     - require:
-      - salt: {{ boot_id }}
-{%-     endif %}
+      - salt: xen_nfsroot-booted-{{ name }}
 {%-   endif %}
 {%- endfor %}
 {%- if ns.count == 0 %}

@@ -188,7 +188,7 @@ class LabRun:
 
     def guest_state(self, guest, minion=MINION):
         """The xen_guest state of ``guest`` in step 1's orchestration."""
-        boot = self.orchestration()[f"xen_nfsroot-boot-{guest}"]
+        boot = self.orchestration()["xen_nfsroot-boot"]
         return saltout.minion_states(boot, minion)[f"xen_nfsroot-guest-{guest}"]
 
     def kernel_release(self):
@@ -272,6 +272,30 @@ def test_the_formula_modules_came_through_sync_all(lab):
         answers = lab.minion("formula-modules", minion=minion)
         assert answers["xm.toolstack"] == "xl"
         assert "Domain-0" in answers["xm.list_domains"]
+
+
+def _interval(ret):
+    """(start, end) in seconds of the day of a state's run, from its return."""
+    hours, minutes, seconds = ret["start_time"].split(":")
+    start = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return start, start + ret["duration"] / 1000
+
+
+def test_step_1_boots_a_dom0s_guests_at_once_each_with_its_verdict(lab):
+    """Issue 20: one boot step on both dom0s; on labdom0-a the two guests
+    that reach xl create (nfsguest, noexport) are watched at the same time;
+    each guest has its own verdict step after it."""
+    steps = lab.orchestration()
+    inside = saltout.minion_states(steps["xen_nfsroot-boot"], MINION)
+    booted, caught = (inside[f"xen_nfsroot-guest-{name}"] for name in (GUEST, UNMOUNTED_GUEST))
+    assert booted.get("__parallel__") is True and caught.get("__parallel__") is True
+    (start_a, end_a), (start_b, end_b) = _interval(booted), _interval(caught)
+    assert start_a < end_b and start_b < end_a, (booted, caught)
+    assert steps[f"xen_nfsroot-booted-{GUEST}"]["result"] is True
+    assert f"{UNMOUNTED_GUEST} failed to boot on {MINION}" in json.dumps(
+        steps[f"xen_nfsroot-booted-{UNMOUNTED_GUEST}"])
+    assert f"{REFUSED_GUEST} does not run on {MINION}" in json.dumps(
+        steps[f"xen_nfsroot-booted-{REFUSED_GUEST}"])
 
 
 def test_orchestrate_exports_with_the_kernel_nfsd(lab):

@@ -183,14 +183,14 @@ def test_orchestration_states_and_the_minion_states_inside_them():
     minion_ret = {"xen_guest_|-xen_nfsroot-guest-g_|-g_|-running": {
         "__id__": "xen_nfsroot-guest-g", "result": False, "comment": "no", "changes": {}}}
     answer = {"data": {"labmaster": {
-        "salt_|-xen_nfsroot-boot-g_|-xen_nfsroot-boot-g_|-state": {
-            "__id__": "xen_nfsroot-boot-g", "result": False, "comment": "Run failed",
+        "salt_|-xen_nfsroot-boot_|-xen_nfsroot-boot_|-state": {
+            "__id__": "xen_nfsroot-boot", "result": False, "comment": "Run failed",
             "changes": {"out": "highstate", "ret": {"labdom0-a": minion_ret}}}}}}
     states = saltout.orch_states(answer)
-    assert list(states) == ["xen_nfsroot-boot-g"]
-    inside = saltout.minion_states(states["xen_nfsroot-boot-g"], "labdom0-a")
+    assert list(states) == ["xen_nfsroot-boot"]
+    inside = saltout.minion_states(states["xen_nfsroot-boot"], "labdom0-a")
     assert inside["xen_nfsroot-guest-g"]["comment"] == "no"
-    assert saltout.minion_states(states["xen_nfsroot-boot-g"], "labdom0-b") == {}
+    assert saltout.minion_states(states["xen_nfsroot-boot"], "labdom0-b") == {}
     assert saltout.orch_states("not json") == {}
 
 

@@ -172,20 +172,29 @@ def test_orchestrate_exports_before_boots(fresh, salt_run_cli, xen_doubles):
         "xen_nfsroot-export-XenGuest",
         "xen_nfsroot-keys-XenGuest",
         "xen_nfsroot-where-XenGuest",
-        "xen_nfsroot-boot-XenGuest",
-        "xen_nfsroot-mounted-XenGuest",
         "xen_nfsroot-export-StaticGuest",
-        "xen_nfsroot-boot-StaticGuest",
+        "xen_nfsroot-boot",
+        "xen_nfsroot-boot-ended",
+        "xen_nfsroot-booted-XenGuest",
+        "xen_nfsroot-mounted-XenGuest",
     }
+    # One boot step, on both dom0s at once, after every export.
     for guest in ("XenGuest", "StaticGuest"):
-        assert names.index(f"xen_nfsroot-export-{guest}") < names.index(f"xen_nfsroot-boot-{guest}")
+        assert names.index(f"xen_nfsroot-export-{guest}") < names.index("xen_nfsroot-boot")
+    boot = results[order[names.index("xen_nfsroot-boot")]]
+    assert sorted(boot["changes"]["ret"]) == ["dom0-a", "dom0-b"]
     # XenGuest has two dom0s: both have their migration keys in the mine before
     # either sets up its trust of the other (one run converges), and both are
     # asked before its boot.
     assert (names.index("xen_nfsroot-keys-XenGuest") < names.index("xen_nfsroot-where-XenGuest")
-            < names.index("xen_nfsroot-boot-XenGuest"))
-    # Only a guest the orchestration boots is looked for among the server's mounts.
-    assert names.index("xen_nfsroot-boot-XenGuest") < names.index("xen_nfsroot-mounted-XenGuest")
+            < names.index("xen_nfsroot-boot"))
+    # Only a guest the orchestration boots gets a verdict and is looked for
+    # among the server's mounts.
+    assert (names.index("xen_nfsroot-boot") < names.index("xen_nfsroot-booted-XenGuest")
+            < names.index("xen_nfsroot-mounted-XenGuest"))
+    verdict = results[order[names.index("xen_nfsroot-booted-XenGuest")]]
+    assert verdict["changes"]["ret"] == {
+        "dom0-a": {"guest": "XenGuest", "runs_on": "dom0-a", "state": "blocked"}}, verdict
     assert all(r["result"] is True for r in results.values()), results
     assert sorted(parse_listing(exportfs_v())) == ["/srv/xen/static", "/xen"]
     assert list(xen_doubles["dom0-a"].domains()) == ["XenGuest"]
@@ -204,7 +213,9 @@ def test_orchestrate_one_guest(fresh, salt_run_cli, xen_doubles):
         "xen_nfsroot-export-XenGuest",
         "xen_nfsroot-keys-XenGuest",
         "xen_nfsroot-where-XenGuest",
-        "xen_nfsroot-boot-XenGuest",
+        "xen_nfsroot-boot",
+        "xen_nfsroot-boot-ended",
+        "xen_nfsroot-booted-XenGuest",
         "xen_nfsroot-mounted-XenGuest",
     ]
     assert EXPORTS_FILE.read_text() == SEED_EXPORT + "\n"
@@ -229,8 +240,13 @@ def test_failed_export_stops_the_boot(fresh, salt_run_cli, xen_doubles):
     _, results = orchestrate_steps(ret)
     by_name = {sid.split("_|-")[1]: r for sid, r in results.items()}
     assert by_name["xen_nfsroot-export-XenGuest"]["result"] is False
-    assert by_name["xen_nfsroot-boot-XenGuest"]["result"] is False
-    assert "requisite" in by_name["xen_nfsroot-boot-XenGuest"]["comment"].lower()
+    assert by_name["xen_nfsroot-boot"]["result"] is False
+    assert "requisite" in by_name["xen_nfsroot-boot"]["comment"].lower()
+    assert "xen_nfsroot-export-XenGuest" in by_name["xen_nfsroot-boot"]["comment"]
+    # The guest's own verdict says it does not run; its mounted step is not run.
+    assert by_name["xen_nfsroot-booted-XenGuest"]["result"] is False
+    assert "XenGuest does not run on dom0-a (its domain is absent)" in str(
+        by_name["xen_nfsroot-booted-XenGuest"]), by_name["xen_nfsroot-booted-XenGuest"]
     assert by_name["xen_nfsroot-mounted-XenGuest"]["result"] is False
     assert xen_doubles["dom0-a"].domains() == {}
     assert not EXPORTS_FILE.exists()
@@ -336,7 +352,8 @@ def test_unknown_guests_are_left_alone_and_absent_removes(
     assert ret.returncode == 0, {sid: r["comment"] for sid, r in steps.items() if not r["result"]}
     names = [sid.split("_|-")[1] for sid in order]
     # Absent goes the other way round: the guest is stopped before its export goes.
-    assert names.index("xen_nfsroot-boot-XenGuest") < names.index("xen_nfsroot-export-XenGuest")
+    assert (names.index("xen_nfsroot-boot") < names.index("xen_nfsroot-stopped-XenGuest")
+            < names.index("xen_nfsroot-export-XenGuest"))
     assert "XenGuest" not in xen_doubles["dom0-a"].domains()
     assert not (CONFIG_DIR / "XenGuest.cfg").exists()
     assert SEED_EXPORT not in EXPORTS_FILE.read_text()
@@ -463,3 +480,44 @@ def test_two_boots_on_one_dom0_run_in_parallel_each_with_its_verdict(
     assert "failed to boot with this config and kernel" in (
         results["xen_nfsroot-guest-StaticGuest"]["comment"])
     assert double.spawns(command="create") == []
+
+
+def test_the_orchestration_boots_a_dom0s_guests_at_once_each_with_its_verdict(
+        fresh, run_on, salt_run_cli, xen_doubles, set_pillar_override):
+    """Issue 20: the orchestration's one boot step boots both guests of
+    dom0-a at once (one job, the boots overlap); then each guest has its own
+    verdict step: StaticGuest's failed boot fails its verdict and stops its
+    mounted step, and nothing of XenGuest's."""
+    set_pillar_override({"guests": {"StaticGuest": {"dom0": "dom0-a", "autostart": True}}})
+    double = xen_doubles["dom0-a"]
+    boots = double.settings()["boot"]
+    double.configure(boot={
+        "XenGuest": dict(boots["XenGuest"], delay=3),
+        "StaticGuest": dict(boots["StaticGuest"], console=str(PANICS), then="crash", delay=3)})
+    try:
+        ret = salt_run_cli.run("state.orchestrate", "orch.xen_nfsroot")
+    finally:
+        double.configure(boot=boots)
+    assert ret.returncode != 0
+    order, results = orchestrate_steps(ret)
+    steps = {sid.split("_|-")[1]: results[sid] for sid in order}
+    assert [name for name in steps if "boot" in name] == [
+        "xen_nfsroot-boot", "xen_nfsroot-boot-ended", "xen_nfsroot-booted-StaticGuest",
+        "xen_nfsroot-booted-XenGuest"]
+    # The boot step failed (StaticGuest): the verdicts ran all the same.
+    ended = steps["xen_nfsroot-boot-ended"]
+    assert ended["result"] is True and "verdict says" in ended["comment"], ended
+    inside = state_results(steps["xen_nfsroot-boot"]["changes"]["ret"]["dom0-a"])
+    booted, failed = inside["xen_nfsroot-guest-XenGuest"], inside["xen_nfsroot-guest-StaticGuest"]
+    assert booted["result"] is True and failed["result"] is False, (booted, failed)
+    (start_a, end_a), (start_b, end_b) = _interval(booted), _interval(failed)
+    assert start_a < end_b and start_b < end_a, (booted, failed)
+    assert steps["xen_nfsroot-booted-XenGuest"]["result"] is True
+    assert steps["xen_nfsroot-mounted-XenGuest"]["result"] is True
+    verdict = steps["xen_nfsroot-booted-StaticGuest"]
+    assert verdict["result"] is False
+    assert "StaticGuest failed to boot on dom0-a" in str(verdict["changes"]), verdict
+    assert "Kernel panic" in str(verdict["changes"]), verdict
+    mounted = steps["xen_nfsroot-mounted-StaticGuest"]
+    assert mounted["result"] is False and "requisite" in mounted["comment"].lower(), mounted
+    assert sorted(double.domains()) == ["XenGuest"]

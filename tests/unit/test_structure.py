@@ -22,6 +22,7 @@ FORMULA_MODULES = {path.stem for path in MODULES.glob("*.py") if not path.stem.s
 #: Calls between execution modules that are operations on the live system.
 OPERATIONS_BETWEEN_MODULES = {
     ("guest_console", "xm.state"),             # the domain's state while a boot is watched
+    ("guest_console", "xm.mined_domains"),     # a verdict: up on another of its dom0s
     ("xm", "xen_config.read_config"),          # the name in a config file on disk
     ("xen_nfsroot", "xm.list_domains"),        # which guests boot: those run in parallel
 }

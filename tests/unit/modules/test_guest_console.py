@@ -32,7 +32,8 @@ def configure_loader_modules(tmp_path):
     salt = functions(xen_config)
     salt["xm.state"] = MagicMock(return_value="blocked")
     salt["cmd.run_all"] = Commands()
-    return {guest_console: {"__salt__": salt, "__opts__": {"cachedir": str(tmp_path / "c")}}}
+    return {guest_console: {"__salt__": salt,
+                            "__opts__": {"cachedir": str(tmp_path / "c"), "id": "dom0-a"}}}
 
 
 def test_the_watch_reads_only_what_the_boot_wrote(tmp_path):
@@ -200,6 +201,69 @@ def test_a_kept_domain_is_in_the_record():
     record = guest_console.record_failure("g", "abc", "initramfs shell", domain_id=12)
     assert record["domain_id"] == 12
     assert guest_console.last_failure("g") == record
+
+
+def test_the_verdict_of_a_guest_up_here():
+    assert guest_console.verdict("g") == {"guest": "g", "runs_on": "dom0-a", "state": "blocked"}
+    guest_console.__salt__["xm.state"].assert_called_with("g", toolstack=None, fresh=True)
+    # A failure on record from before, the guest booted since (by hand): up.
+    guest_console.record_failure("g", "abc", "kernel panic")
+    assert guest_console.verdict("g")["runs_on"] == "dom0-a"
+
+
+def test_the_verdict_of_a_failed_boot_quotes_its_record():
+    guest_console.record_failure("g", "abc", "initramfs shell", domain_id=12)
+    # The failed domain kept running is no guest up.
+    with pytest.raises(CommandExecutionError,
+                       match=r"^g failed to boot on dom0-a \(.* UTC\): initramfs shell$"):
+        guest_console.verdict("g")
+    guest_console.record_failure("g", "abc", "Kernel panic - not syncing")
+    guest_console.__salt__["xm.state"].return_value = "absent"
+    with pytest.raises(CommandExecutionError, match="Kernel panic - not syncing"):
+        guest_console.verdict("g", dom0s=["dom0-a", "dom0-b"])
+
+
+def test_the_verdict_of_a_guest_up_on_another_of_its_dom0s():
+    mined = {"dom0-b": {"g": {"id": 3, "state": "running"}}, "dom0-c": {}}
+    guest_console.__salt__["xm.state"].return_value = "absent"
+    guest_console.__salt__["xm.mined_domains"] = MagicMock(return_value=mined)
+    assert guest_console.verdict("g", dom0s=["dom0-a", "dom0-b", "dom0-c"]) == {
+        "guest": "g", "runs_on": "dom0-b", "state": "mined"}
+    guest_console.__salt__["xm.mined_domains"].assert_called_once_with(["dom0-b", "dom0-c"])
+    mined["dom0-b"]["g"]["state"] = "shutdown"
+    with pytest.raises(CommandExecutionError, match=(
+            r"^g does not run on dom0-a \(its domain is absent\) nor, as the mine shows them, "
+            r"on dom0-b, dom0-c$")):
+        guest_console.verdict("g", dom0s=["dom0-a", "dom0-b", "dom0-c"])
+
+
+def test_the_verdict_of_a_guest_nowhere():
+    guest_console.__salt__["xm.state"].return_value = "crashed"
+    with pytest.raises(CommandExecutionError,
+                       match=r"^g does not run on dom0-a \(its domain is crashed\)$"):
+        guest_console.verdict("g")
+
+
+def test_the_verdict_of_a_broken_record_says_so(tmp_path):
+    path = tmp_path / "c/xen_nfsroot/boot-failures/g.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("[1]")
+    with pytest.raises(CommandExecutionError,
+                       match="g: its failed-boot record .* not a failure record"):
+        guest_console.verdict("g")
+
+
+@pytest.mark.parametrize(("state", "stopped"), [
+    ("absent", True), ("shutdown", True), ("running", False), ("dying", False)])
+def test_the_verdict_of_a_guest_stopped(state, stopped):
+    guest_console.__salt__["xm.state"].return_value = state
+    if stopped:
+        assert guest_console.verdict("g", absent=True) == {
+            "guest": "g", "runs_on": None, "state": state}
+    else:
+        with pytest.raises(CommandExecutionError,
+                           match=f"^g is still on dom0-a \\(its domain is {state}\\)$"):
+            guest_console.verdict("g", absent=True)
 
 
 DEBIAN_DEFAULTS = """\

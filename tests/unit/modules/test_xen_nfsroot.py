@@ -83,6 +83,24 @@ def test_a_filter_given_never_widens_the_selection(only, caplog):
     assert f"guest filter {only!r} names no guest in pillar" in caplog.text
 
 
+def test_a_list_of_guests_selects_those_it_names(caplog):
+    both = ["XenGuest", "StaticGuest"]
+    assert list(xen_nfsroot.guests(among=both)) == ["StaticGuest", "XenGuest"]
+    assert list(xen_nfsroot.guests("dom0", among=both)) == ["XenGuest"]
+    assert "names no guest" not in caplog.text
+    assert list(xen_nfsroot.guests(among=["XenGuest", "NoSuchGuest"])) == ["XenGuest"]
+    assert "guest list ['XenGuest', 'NoSuchGuest'] names no guest in pillar (or not all)" in (
+        caplog.text)
+    assert list(xen_nfsroot.guests(only="XenGuest", among=["StaticGuest"])) == []
+
+
+@pytest.mark.parametrize("among", ["XenGuest", "", None, 0, {"XenGuest": 1}, [], [["XenGuest"]],
+                                   ("XenGuest",)])
+def test_a_list_that_is_not_one_of_names_selects_nothing(among):
+    assert xen_nfsroot.guests(among=among) == {}
+    assert xen_nfsroot.state_data("dom0", among=among) == {}
+
+
 def test_salt_call_keywords_are_not_a_filter():
     assert list(xen_nfsroot.guests(__pub_fun="xen_nfsroot.guests")) == ["StaticGuest", "XenGuest"]
     with pytest.raises(SaltInvocationError, match="guest: not an argument"):
