@@ -24,6 +24,7 @@ routine, :mod:`xen_nfsroot_lib.files` (imported by the modules that write:
    removed in a later release: call ``domu_root.populate_root``.
 """
 
+import ctypes
 import os
 import secrets
 import shutil
@@ -193,13 +194,46 @@ def _live_mounts():
     return __context__["domu_root.mounts"]
 
 
+def _libc():
+    """The C library's mount(2) and umount2(2), with errno kept."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                           ctypes.c_void_p)
+    libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+    return libc
+
+
+def _syscall(call, *args):
+    """One mount(2) or umount2(2); OSError with its errno when it fails."""
+    if call(*args) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
 def _mount(name):
-    result = __salt__["cmd.run_all"](mounts.mount_command(name), python_shell=False)
-    if result["retcode"] != 0:
+    """Bind-mount the root onto itself, then give the mount nosuid,nodev:
+    mount(2) itself, as ``mount --bind -o nosuid,nodev NAME NAME`` calls it,
+    so that a run confines any number of roots without a process each. A
+    bind mount the flags could not be given is undone."""
+    mounts.check_root(name)
+    libc, path = _libc(), os.fsencode(name)
+    bind, remount = mounts.BIND_CALLS
+    try:
+        _syscall(libc.mount, path, path, None, bind, None)
+    except OSError as err:
+        raise CommandExecutionError(f"the bind mount of {name} onto itself failed: "
+                                    f"{err.strerror}") from None
+    try:
+        _syscall(libc.mount, None, path, None, remount, None)
+    except OSError as err:
+        undone = "undone"
+        try:
+            _syscall(libc.umount2, path, 0)
+        except OSError as undo:
+            undone = f"NOT undone ({undo.strerror}): umount {name}"
         raise CommandExecutionError(
-            f"mount --bind {name} failed (exit {result['retcode']}): "
-            f"{(result['stderr'] or result['stdout']).strip()}"
-        )
+            f"the bind mount of {name} could not be made nosuid,nodev: {err.strerror}; "
+            f"the bind mount was {undone}") from None
     __context__["domu_root.mounts"] = mounts.confined(_live_mounts(), name)
 
 
@@ -255,8 +289,8 @@ def confine(name, persist=True, config="/etc/fstab", test=False):
     server, so that its local users can neither run the guest's set-id
     programs nor open its device nodes, while the guest, whose own NFS mount
     is not ``nosuid``, keeps both. The live mounts are read once per run
-    (``/proc/self/mountinfo``); the mount is ``mount --bind -o nosuid,nodev
-    NAME NAME``.
+    (``/proc/self/mountinfo``); the mount is made with mount(2), as ``mount
+    --bind -o nosuid,nodev NAME NAME`` makes it, without a process per root.
 
     A root held by a mount that has both flags (its own, or one of a
     directory above it) is left as it is. A root that is a mount point of

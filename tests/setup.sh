@@ -9,7 +9,10 @@ SALT_RELEASES=(3008.4 3007.16)
 # (tests/functional/states/test_xen_migrate.py).
 # libxenmisc4.17: Xen's libxlutil.so.4.17, xl's own config reader, which the xl.cfg
 # writer is tested against (tests/support/libxlutil.py; no hypervisor needed).
-TEST_DEBIAN_PACKAGES=(nfs-kernel-server zstd lz4 openssh-server openssh-client libxenmisc4.17)
+# linux-libc-dev: the kernel's <linux/mount.h>, the mount(2) flags confined roots
+# are mounted with (tests/unit/utils/test_mounts.py).
+TEST_DEBIAN_PACKAGES=(nfs-kernel-server zstd lz4 openssh-server openssh-client libxenmisc4.17
+                      linux-libc-dev)
 # The QEMU Xen lab (lab/run, the end-to-end test).
 LAB_DEBIAN_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs)
 CACHE_DIR=${XEN_NFSROOT_CACHE:-/var/cache/xen-nfsroot}

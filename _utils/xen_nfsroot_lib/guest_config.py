@@ -398,6 +398,7 @@ def check_setting(setting, value, field=None):
     return _CHECKS[setting](value, field)
 
 
+@values.memoized
 def guest_settings(name, kernel, **settings):
     """
     Validate a guest's settings (see :data:`GUEST_SETTINGS`) and return them

@@ -110,10 +110,11 @@ def plan(top, root):
     return Plan("mount", point, missing)
 
 
-def mount_command(root):
-    """The argument list that bind-mounts ``root`` onto itself, confined."""
-    check_root(root, "name")
-    return ["mount", "--bind", "-o", ",".join(FLAGS), root, root]
+#: mount(2)'s flags (``<sys/mount.h>``): the bind mount, then the remount
+#: that gives it the flags (a bind mount takes no flags of its own: util-linux
+#: ``mount --bind -o nosuid,nodev`` makes the same two calls).
+MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND = 0x2, 0x4, 0x20, 0x1000
+BIND_CALLS = (MS_BIND, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
 
 
 def confined(top, root):

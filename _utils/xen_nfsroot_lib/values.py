@@ -8,6 +8,10 @@ to one format (export options, fstab fields, xl strings, sshd options) are
 checked in the module of that format, with the same error format.
 """
 
+import collections
+import copy
+import functools
+import inspect
 import ipaddress
 import posixpath
 import re
@@ -27,6 +31,49 @@ HOSTNAME_RE = re.compile(
 )
 #: ASCII control characters: never part of a value the formula writes.
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+#: The types whose repr() names the value exactly (``True`` is not ``1``, a
+#: tuple is not a list): the only arguments a memoized validator keys on.
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return all(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _plain(item) for key, item in value.items())
+    return isinstance(value, _PLAIN)
+
+
+def memoized(function, size=4096):
+    """A pure validator that answers the same arguments once: a pillar's
+    guest is checked when the pillar is, then by each state it becomes (the
+    states cannot trust their arguments), with the same values. Its accepted
+    values are kept (the last ``size``), keyed by the arguments bound to its
+    signature, defaults applied, and only when every argument is plain data
+    (:data:`_PLAIN`, lists, tuples, mappings); each caller gets its own copy.
+    A refusal is not kept: it is raised again, from the same checks."""
+    signature = inspect.signature(function)
+    kept = collections.OrderedDict()
+
+    @functools.wraps(function)
+    def answer(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        key = repr(sorted(bound.arguments.items())) if _plain(bound.arguments) else None
+        if key is not None and key in kept:
+            kept.move_to_end(key)
+            return copy.deepcopy(kept[key])
+        result = function(*args, **kwargs)
+        if key is not None:
+            kept[key] = copy.deepcopy(result)
+            if len(kept) > size:
+                kept.popitem(last=False)
+        return result
+
+    answer.kept = kept
+    return answer
 
 
 def invalid(field, value, problem):

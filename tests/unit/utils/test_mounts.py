@@ -2,6 +2,8 @@
 root needs (the real mounts are tests/functional/states/test_domu_root_confined.py)."""
 
 import json
+import pathlib
+import re
 import subprocess
 
 import pytest
@@ -77,12 +79,18 @@ def test_a_root_that_is_no_normalised_path_below_slash_is_refused(top, root):
     with pytest.raises(SaltInvocationError, match="^name: "):
         mounts.plan(top, root)
     with pytest.raises(SaltInvocationError, match="^name: "):
-        mounts.mount_command(root)
+        mounts.check_root(root)
 
 
-def test_the_mount_command_is_one_argument_list():
-    assert mounts.mount_command("/srv/guest one") == [
-        "mount", "--bind", "-o", "nosuid,nodev", "/srv/guest one", "/srv/guest one"]
+def test_the_mount_flags_are_the_kernels():
+    """mount(2)'s flags as the kernel's own header defines them."""
+    header = pathlib.Path("/usr/include/linux/mount.h").read_text()
+    defined = {name: int(value, 0) for name, value in
+               re.findall(r"^#define (MS_\w+)\s+(0x[0-9a-fA-F]+|\d+)\b", header, re.M)}
+    for name in ("MS_NOSUID", "MS_NODEV", "MS_REMOUNT", "MS_BIND"):
+        assert getattr(mounts, name) == defined[name], name
+    assert mounts.BIND_CALLS == (defined["MS_BIND"], defined["MS_REMOUNT"] | defined["MS_BIND"]
+                                 | defined["MS_NOSUID"] | defined["MS_NODEV"])
 
 
 def test_this_machines_mountinfo_reads_as_findmnt_reads_it():

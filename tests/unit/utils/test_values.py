@@ -79,3 +79,53 @@ def test_a_final_newline_is_never_part_of_a_valid_value():
         with pytest.raises(SaltInvocationError):
             check("dom0-b\n", "field")
     assert not values.is_hostname("nfs1\n")
+
+
+def test_a_memoized_validator_answers_the_same_arguments_once():
+    calls = []
+
+    def check(name, clients=None, strict=False):
+        calls.append(name)
+        if name == "bad":
+            raise SaltInvocationError("name: 'bad' is refused")
+        return {"name": name, "clients": list(clients or []), "strict": strict}
+
+    memo = values.memoized(check, size=2)
+    first = memo("a", [{"hosts": "h"}])
+    # Bound to the signature, defaults applied: the same call however spelled.
+    assert memo("a", clients=[{"hosts": "h"}], strict=False) == first
+    assert calls == ["a"]
+    # Each caller gets its own copy.
+    first["clients"].append("mutated")
+    assert memo("a", [{"hosts": "h"}])["clients"] == [{"hosts": "h"}]
+    # Values that repr() tells apart are other arguments: True is not 1, a
+    # tuple not a list.
+    memo("a", [{"hosts": "h"}], strict=1)
+    memo("a", ({"hosts": "h"},))
+    assert calls == ["a", "a", "a"]
+    # A refusal is raised each time, never kept.
+    for _ in range(2):
+        with pytest.raises(SaltInvocationError, match="'bad' is refused"):
+            memo("bad")
+    assert calls.count("bad") == 2
+    # Only the last `size` answers are kept; arguments that are not plain
+    # data are never keys.
+    assert len(memo.kept) == 2
+    memo("b", [object()])
+    memo("b", [object()])
+    assert calls.count("b") == 2
+
+
+def test_the_validators_checked_per_guest_are_memoized():
+    from xen_nfsroot_lib import export_options, guest_config  # noqa: PLC0415
+
+    clients = [{"hosts": "192.0.2.10", "options": ["rw", "no_root_squash"]}]
+    wanted = export_options.validate("/srv/xen/g", clients=clients)
+    assert export_options.validate("/srv/xen/g", clients) == wanted
+    assert export_options.validate.kept
+    with pytest.raises(SaltInvocationError, match="unknown export option 'rwx'"):
+        export_options.validate("/srv/xen/g", clients=[{"hosts": "h", "options": ["rwx"]}])
+    given = {"memory": 128, "nfs_server": "192.0.2.1", "nfs_root": "/srv/xen/g"}
+    settings = guest_config.guest_settings("g", "/boot/vmlinuz", **given)
+    assert guest_config.guest_settings("g", "/boot/vmlinuz", **given) == settings
+    assert guest_config.guest_settings.kept
