@@ -28,8 +28,6 @@ def __virtual__():
 
 
 FSTAB = "etc/fstab"
-#: How often an edit is retried when the guest changes its fstab meanwhile.
-EDIT_ATTEMPTS = 3
 
 
 def _tree_error(field, root, err):
@@ -53,26 +51,24 @@ def _read(field, root):
 
 
 def _apply(field, root, plan, test):
-    """Read, plan, write back; retried when the guest changes the file meanwhile."""
-    for _ in range(EDIT_ATTEMPTS):
-        text, data = _read(field, root)
+    """Read, plan, write back (:func:`files.edit`: planned again when the guest
+    changes the file meanwhile)."""
+    def change(data):
+        text = None if data is None else data.decode("utf-8", "surrogateescape")
         new_text, changes = plan("" if text is None else text)
         if changes and text is None:
             changes["created"] = f"{root.rstrip('/')}/{FSTAB}"
         if not changes or test:
-            return changes
-        try:
-            files.write(FSTAB, new_text.encode("utf-8", "surrogateescape"), root=root,
-                        previous=data or b"")
-        except CommandExecutionError as err:
-            if getattr(err, "conflict", False):
-                continue
-            raise _tree_error(field, root, err) from None
-        return changes
-    raise CommandExecutionError(
-        f"{root.rstrip('/')}/{FSTAB} kept changing while it was edited ({EDIT_ATTEMPTS} "
-        "attempts): try again when the guest leaves it alone"
-    )
+            return None, changes
+        return new_text.encode("utf-8", "surrogateescape"), changes
+
+    values.check_absolute_path(root, field)
+    try:
+        return files.edit(FSTAB, change, root=root)
+    except CommandExecutionError as err:
+        if getattr(err, "kept_changing", False):
+            raise
+        raise _tree_error(field, root, err) from None
 
 
 def entries(root):

@@ -37,9 +37,6 @@ from xen_nfsroot_lib import files, fstab, mounts, root_archive
 __virtualname__ = "domu_root"
 #: The module's old name, kept working for callers of nfsroot_files.populate_root.
 __virtual_aliases__ = ("nfsroot_files",)
-#: How often the fstab edit is retried when the file changes meanwhile.
-EDIT_ATTEMPTS = 3
-
 
 def __virtual__():
     return __virtualname__
@@ -258,29 +255,28 @@ def _persist(name, config, test):
     against the bytes read."""
     wanted = {"device": name, "name": name, "fstype": mounts.BIND_FSTYPE,
               "opts": ",".join(mounts.BIND_OPTIONS), "dump": 0, "pass_num": 0}
-    for _ in range(EDIT_ATTEMPTS):
-        data = files.read(config) or b""
-        index = _fstab_index(config, data)
+    key = ("domu_root.fstab", config)
+
+    def change(data):
+        index = _fstab_index(config, data or b"")
         if index.others_on(name, name) or index.holds(wanted):
-            return {}
+            return None, ({}, None)
         if test:
-            return fstab.plan_entry(index.text, name, name, wanted["fstype"], wanted["opts"],
-                                    stacked=True)[1]
-        planned = index.append(wanted) or fstab.plan_entry(
+            return None, (fstab.plan_entry(index.text, name, name, wanted["fstype"],
+                                           wanted["opts"], stacked=True)[1], None)
+        # An appended line joins the index in place: it is the run's only
+        # once written (below); any failure drops it.
+        __context__.pop(key, None)
+        new_text, changes = index.append(wanted) or fstab.plan_entry(
             index.text, name, name, wanted["fstype"], wanted["opts"], stacked=True)
-        new_text, changes = planned
         new_data = new_text.encode("utf-8", "surrogateescape")
-        try:
-            files.write(config, new_data, previous=data)
-        except CommandExecutionError as err:
-            __context__.pop(("domu_root.fstab", config), None)
-            if getattr(err, "conflict", False):
-                continue
-            raise
-        __context__[("domu_root.fstab", config)] = (
-            new_data, index if index.text == new_text else fstab.MountIndex(new_text))
-        return changes
-    raise CommandExecutionError(f"{config} kept changing while it was edited")
+        return new_data, (changes, (new_data, index if index.text == new_text
+                                    else fstab.MountIndex(new_text)))
+
+    changes, indexed = files.edit(config, change)
+    if indexed is not None:
+        __context__[key] = indexed
+    return changes
 
 
 def confine(name, persist=True, config="/etc/fstab", test=False):

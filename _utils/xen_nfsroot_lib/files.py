@@ -403,6 +403,50 @@ def write(path, data, root=None, mode=0o644, previous=None, sync_directory=True,
     return {"path": shown, "created": not existed}
 
 
+#: How often :func:`edit` reads and plans again when another writer changed
+#: the file between its read and its write.
+EDIT_ATTEMPTS = 3
+
+
+def edit(path, change, root=None, attempts=EDIT_ATTEMPTS):
+    """
+    Read a file, change it, write it back against the bytes read: the one
+    read-plan-write loop of the files the formula edits while someone else
+    may (a guest's ``etc/fstab``, the server's ``/etc/fstab``).
+
+    path, root
+        As for :func:`read`.
+    change
+        ``change(data) -> (new data or None, result)``: ``data`` the file's
+        bytes (None when it does not exist); a new data of None writes
+        nothing. Called again on the bytes read again when the file changed
+        between the read and the write (a conflict), at most ``attempts``
+        times in all.
+
+    Returns the last ``result``; after ``attempts`` conflicts, a
+    ``CommandExecutionError`` saying the file kept changing (its
+    ``kept_changing`` true; nothing written).
+    """
+    for _ in range(attempts):
+        data = read(path, root)
+        new, result = change(data)
+        if new is None:
+            return result
+        try:
+            write(path, new, root=root, previous=data or b"")
+        except CommandExecutionError as err:
+            if getattr(err, "conflict", False):
+                continue
+            raise
+        return result
+    shown = path if root is None else f"{root.rstrip('/')}/{path}"
+    error = CommandExecutionError(
+        f"{shown} kept changing while it was edited ({attempts} attempts): try again when "
+        "whoever else writes it leaves it alone")
+    error.kept_changing = True
+    raise error
+
+
 def sync(directory):
     """
     ``fsync`` a directory of this machine, making the renames of earlier

@@ -102,7 +102,7 @@ def test_a_file_that_keeps_changing_fails_after_the_attempts(guest, monkeypatch)
     monkeypatch.setattr(files, "read", read_then_guest_edits)
     with pytest.raises(CommandExecutionError, match="kept changing while it was edited"):
         domu_fstab.set_nfs_root(str(guest))
-    assert len(count) == domu_fstab.EDIT_ATTEMPTS
+    assert len(count) == files.EDIT_ATTEMPTS
     assert not [name for name in os.listdir(guest / "etc") if name != "fstab"]
 
 

@@ -170,3 +170,32 @@ def test_bad_arguments(call, message):
 def test_check_absolute_drops_a_trailing_slash():
     assert files.check_absolute("/srv/xen/") == "/srv/xen"
     assert files.check_absolute("/") == "/"
+
+
+def test_edit_plans_on_the_bytes_read_and_plans_again_after_a_conflict(tmp_path, monkeypatch):
+    path = tmp_path / "fstab"
+    path.write_bytes(b"a\n")
+    seen = []
+
+    def append_b(data):
+        seen.append(data)
+        return data + b"b\n", len(seen)
+
+    # Another writer changes the file between the first read and its write.
+    real_write = files.write
+
+    def write_once_raced(target, new, **kwargs):
+        if len(seen) == 1:
+            path.write_bytes(b"a\nz\n")
+        return real_write(target, new, **kwargs)
+
+    monkeypatch.setattr(files, "write", write_once_raced)
+    assert files.edit(str(path), append_b) == 2
+    assert seen == [b"a\n", b"a\nz\n"]
+    assert path.read_bytes() == b"a\nz\nb\n"
+    # Nothing to write: nothing written, the result returned.
+    assert files.edit(str(path), lambda data: (None, "same")) == "same"
+    assert path.read_bytes() == b"a\nz\nb\n"
+    # A missing file is None to the change.
+    assert files.edit(str(tmp_path / "new"), lambda data: (b"x\n", data)) is None
+    assert (tmp_path / "new").read_bytes() == b"x\n"
