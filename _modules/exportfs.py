@@ -38,14 +38,13 @@ __all__ = [
     "mounts", "mounted_by", "list_exports", "add_export", "del_export", "reload_exports",
 ]
 
-# __context__ keys: parsed files, the live export table (``exportfs -v``,
-# indexed), and the files changed in this run with their bytes before it
-# (for reload's rollback).
+# __context__ keys: parsed files, the drop-ins, the live table (``exportfs -v``,
+# indexed), the files changed in this run with their bytes before (rollback).
 _CTX_FILES = "exportfs.files"
+_CTX_DEFAULT_FILES = "exportfs.default_files"
 _CTX_ACTIVE = "exportfs.active"
 _CTX_CHANGED = "exportfs.changed"
-# How often an edit is retried when another writer changes the file meanwhile
-# (each retry waits a little longer, at random, so that writers spread out).
+# Edits retried when another writer changes the file (waits growing, at random).
 _EDIT_ATTEMPTS = 50
 
 
@@ -65,28 +64,35 @@ def __virtual__():
 
 
 def _default_files():
-    """The files ``exportfs -a`` reads: /etc/exports, then the drop-ins."""
+    """The files ``exportfs -a`` reads: /etc/exports, then the drop-ins
+    (listed again only when the drop-in directory changed in this run)."""
     directory = exports_format.EXPORTS_D
+    key = _signature(directory)
+    cached = __context__.get(_CTX_DEFAULT_FILES)
+    if key is not None and cached is not None and cached[0] == key:
+        return list(cached[1])
     found = [exports_format.DEFAULT_EXPORTS]
     with contextlib.suppress(OSError):
         names = [name for name in os.listdir(directory)
                  if os.path.isfile(os.path.join(directory, name))]
         found += [os.path.join(directory, name) for name in exports_format.drop_ins(names)]
+    __context__[_CTX_DEFAULT_FILES] = (key, tuple(found))
     return found
 
 
 def _read(filename):
-    """(model, signature) of a file read now; a missing file is empty."""
+    """(model, signature, bytes) of a file read now; a missing file is empty."""
     try:
         with open(filename, "rb") as handle:
             info = os.fstat(handle.fileno())
             data = handle.read()
     except FileNotFoundError:
-        return exports_format.ExportsFile.parse(""), None
+        return exports_format.ExportsFile.parse(""), None, b""
     except OSError as err:
         raise CommandExecutionError(f"cannot read {filename}: {err}") from err
     signature = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-    return exports_format.ExportsFile.parse(data.decode("utf-8", "surrogateescape")), signature
+    model = exports_format.ExportsFile.parse(data.decode("utf-8", "surrogateescape"))
+    return model, signature, data
 
 
 def _signature(filename):
@@ -103,9 +109,8 @@ def _load(filename):
     cached = cache.get(filename)
     if cached is not None and cached[1] == _signature(filename):
         return cached[0]
-    model, signature = _read(filename)
-    cache[filename] = (model, signature)
-    return model
+    cache[filename] = _read(filename)
+    return cache[filename][0]
 
 
 def _write(filename, data, previous=None):
@@ -114,6 +119,7 @@ def _write(filename, data, previous=None):
     left to reload(), once per run (a run may rewrite one file once per
     state). previous: the bytes it must still hold."""
     files.write(filename, data, previous=previous, sync_directory=False, makedirs=True)
+    __context__.pop(_CTX_DEFAULT_FILES, None)  # a new drop-in, within the clock's tick
 
 
 def _edit(filename, path, change):
@@ -136,15 +142,15 @@ def _edit(filename, path, change):
         cached = cache.pop(filename, None)
         signature = _signature(filename)
         if cached is not None and cached[1] == signature:
-            model = cached[0]
+            model, _, before = cached
         else:
-            model, signature = _read(filename)
+            model, signature, before = _read(filename)
         old = model.clients(path)
-        before = model.render()
+        # The file's bytes as read (the model renders them back exactly):
+        # a state that changes nothing renders nothing.
         if not change(model):
-            cache[filename] = (model, signature)
+            cache[filename] = (model, signature, before)
             return False, old, False
-        before = before.encode("utf-8", "surrogateescape")
         data = model.render().encode("utf-8", "surrogateescape")
         try:
             _write(filename, data, previous=before)
@@ -156,7 +162,7 @@ def _edit(filename, path, change):
             filename, {"before": before if signature is not None else None}
         )
         record["after"] = data
-        cache[filename] = (model, _signature(filename))
+        cache[filename] = (model, _signature(filename), data)
         return True, old, signature is None
     raise CommandExecutionError(
         f"{filename} kept changing while it was edited ({_EDIT_ATTEMPTS} attempts)"

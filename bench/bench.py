@@ -323,10 +323,16 @@ def summarise(stdout, stderr):
     if not isinstance(result, dict):
         return {"states": 0, "changed": 0, "failed": 1, "error": str(result)[-3000:]}
     failed = [r for r in result.values() if r.get("result") is not True]
+    in_states = {}
+    for tag, ret in result.items():
+        function = ".".join(tag.split("_|-")[::3][:2])
+        in_states[function] = in_states.get(function, 0) + float(ret.get("duration") or 0) / 1000
     summary = {
         "states": len(result),
         "changed": sum(1 for r in result.values() if r.get("changes")),
         "failed": len(failed),
+        # Seconds inside each state function, as Salt timed them (summed).
+        "in_states": {name: round(seconds, 3) for name, seconds in sorted(in_states.items())},
     }
     if failed:
         summary["error"] = f"{failed[0].get('__id__')}: {failed[0].get('comment')}"[-3000:]
@@ -444,6 +450,10 @@ class Bench:
             f"{sample['changed']:<5} failed {sample['failed']}  {fmt_spawns(sample['spawns'])}",
             flush=True,
         )
+        if kind != "floor" and sample.get("in_states"):
+            print("    in states (Salt's durations, summed): " + ", ".join(
+                f"{name} {seconds:.2f} s" for name, seconds in sample["in_states"].items()),
+                flush=True)
         return sample
 
     def pair(self, count, repetition, kind, call):
@@ -535,6 +545,9 @@ def aggregate(samples):
             "failed": max(s["failed"] for s in group),
             "spawns": group[0]["spawns"],
             "spawns_vary": len(set(spawns)) > 1,
+            "in_states": {name: round(statistics.median(s.get("in_states", {}).get(name, 0)
+                                                        for s in group), 3)
+                          for name in group[0].get("in_states", {})},
         }
     return rows
 

@@ -549,7 +549,6 @@ def _grants_root(options):
     )
 
 
-@values.memoized
 def validate(path, clients=None, hosts=None, options=None, allow_world_root=False):
     """
     Check an export and return its clients in canonical form.

@@ -116,16 +116,12 @@ def test_a_memoized_validator_answers_the_same_arguments_once():
     assert calls.count("b") == 2
 
 
-def test_the_validators_checked_per_guest_are_memoized():
-    from xen_nfsroot_lib import export_options, guest_config  # noqa: PLC0415
+def test_the_guest_settings_checked_per_guest_are_memoized():
+    from xen_nfsroot_lib import guest_config  # noqa: PLC0415
 
-    clients = [{"hosts": "192.0.2.10", "options": ["rw", "no_root_squash"]}]
-    wanted = export_options.validate("/srv/xen/g", clients=clients)
-    assert export_options.validate("/srv/xen/g", clients) == wanted
-    assert export_options.validate.kept
-    with pytest.raises(SaltInvocationError, match="unknown export option 'rwx'"):
-        export_options.validate("/srv/xen/g", clients=[{"hosts": "h", "options": ["rwx"]}])
     given = {"memory": 128, "nfs_server": "192.0.2.1", "nfs_root": "/srv/xen/g"}
     settings = guest_config.guest_settings("g", "/boot/vmlinuz", **given)
     assert guest_config.guest_settings("g", "/boot/vmlinuz", **given) == settings
     assert guest_config.guest_settings.kept
+    with pytest.raises(SaltInvocationError, match="nfs_server"):
+        guest_config.guest_settings("g", "/boot/vmlinuz", nfs_root="/srv/xen/g")
