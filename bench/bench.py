@@ -450,7 +450,7 @@ class Bench:
             f"{sample['changed']:<5} failed {sample['failed']}  {fmt_spawns(sample['spawns'])}",
             flush=True,
         )
-        if kind != "floor" and sample.get("in_states"):
+        if not kind.startswith("floor") and sample.get("in_states"):
             print("    in states (Salt's durations, summed): " + ", ".join(
                 f"{name} {seconds:.2f} s" for name, seconds in sample["in_states"].items()),
                 flush=True)

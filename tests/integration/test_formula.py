@@ -3,6 +3,7 @@ test=True, the orchestration, reactor-triggered boots and absent guests, with
 real salt-master and salt-minion daemons, the real exportfs and the xl double.
 """
 
+import contextlib
 import json
 import pathlib
 import subprocess
@@ -434,24 +435,32 @@ def _interval(ret):
     return start, start + ret["duration"] / 1000
 
 
+@contextlib.contextmanager
+def two_boots_on_dom0_a(set_pillar_override, double):
+    """StaticGuest moved to dom0-a with autostart: both guests boot there,
+    each 3 s after xl create; XenGuest comes up, StaticGuest panics."""
+    set_pillar_override({"guests": {"StaticGuest": {"dom0": "dom0-a", "autostart": True}}})
+    boots = double.settings()["boot"]
+    double.configure(boot={
+        "XenGuest": dict(boots["XenGuest"], delay=3),
+        "StaticGuest": dict(boots["StaticGuest"], console=str(PANICS), then="crash", delay=3)})
+    try:
+        yield
+    finally:
+        double.configure(boot=boots)
+
+
 def test_two_boots_on_one_dom0_run_in_parallel_each_with_its_verdict(
         fresh, run_on, xen_doubles, set_pillar_override):
     """Issue 20: a dom0 with two guests to boot boots them in parallel (Salt's
     parallel: True, one process each), after the reads they share; each
     state keeps its own verdict: one guest's failure hides nothing of the
     other's success. A run with nothing to boot forks nothing."""
-    set_pillar_override({"guests": {"StaticGuest": {"dom0": "dom0-a", "autostart": True}}})
-    run_on("dom0-a", "saltutil.refresh_pillar", "wait=True")
     double = xen_doubles["dom0-a"]
-    boots = double.settings()["boot"]
-    double.configure(boot={
-        "XenGuest": dict(boots["XenGuest"], delay=3),
-        "StaticGuest": dict(boots["StaticGuest"], console=str(PANICS), then="crash", delay=3)})
-    try:
+    with two_boots_on_dom0_a(set_pillar_override, double):
+        run_on("dom0-a", "saltutil.refresh_pillar", "wait=True")
         highstate(run_on, "nfs1")
         ret = run_on("dom0-a", "state.apply")
-    finally:
-        double.configure(boot=boots)
     assert ret.returncode != 0  # StaticGuest fails, alone
     results = state_results(ret.data)
     prepared = results["xen_nfsroot-boots-prepared"]
@@ -488,16 +497,9 @@ def test_the_orchestration_boots_a_dom0s_guests_at_once_each_with_its_verdict(
     dom0-a at once (one job, the boots overlap); then each guest has its own
     verdict step: StaticGuest's failed boot fails its verdict and stops its
     mounted step, and nothing of XenGuest's."""
-    set_pillar_override({"guests": {"StaticGuest": {"dom0": "dom0-a", "autostart": True}}})
     double = xen_doubles["dom0-a"]
-    boots = double.settings()["boot"]
-    double.configure(boot={
-        "XenGuest": dict(boots["XenGuest"], delay=3),
-        "StaticGuest": dict(boots["StaticGuest"], console=str(PANICS), then="crash", delay=3)})
-    try:
+    with two_boots_on_dom0_a(set_pillar_override, double):
         ret = salt_run_cli.run("state.orchestrate", "orch.xen_nfsroot")
-    finally:
-        double.configure(boot=boots)
     assert ret.returncode != 0
     order, results = orchestrate_steps(ret)
     steps = {sid.split("_|-")[1]: results[sid] for sid in order}
