@@ -204,6 +204,24 @@ def test_orchestrate_exports_before_boots(fresh, salt_run_cli, xen_doubles):
     assert xen_doubles["dom0-b"].domains() == {}
 
 
+def test_orchestrate_in_test_mode_predicts_and_changes_nothing(fresh, salt_run_cli, xen_doubles):
+    before = snapshot()
+    ret = salt_run_cli.run("state.orchestrate", "orch.xen_nfsroot", "test=True")
+    assert ret.returncode == 0, ret
+    _, results = orchestrate_steps(ret)
+    steps = {sid.split("_|-")[1]: r for sid, r in results.items()}
+    assert all(r["result"] is not False for r in steps.values()), steps
+    assert steps["xen_nfsroot-boot"]["result"] is None
+    # The NFS server is asked without waiting for a guest test mode did not
+    # boot (this server cannot tell who mounts what: it says so).
+    mounted = steps["xen_nfsroot-mounted-XenGuest"]
+    assert mounted["duration"] < 30000, mounted
+    assert snapshot() == before
+    assert exportfs_v() == ""
+    assert xen_doubles["dom0-a"].domains() == {}
+    assert xen_doubles["dom0-a"].spawns(command="create") == []
+
+
 def test_orchestrate_one_guest(fresh, salt_run_cli, xen_doubles):
     ret = salt_run_cli.run(
         "state.orchestrate", "orch.xen_nfsroot", pillar=json.dumps({"guest": "XenGuest"})

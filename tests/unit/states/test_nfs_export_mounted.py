@@ -80,3 +80,18 @@ def test_the_state_confirms_or_fails(server):
     assert ret["result"] is False
     assert ret["comment"] == (f"No client of /srv/xen/guest2 (10.99.0.3) has it mounted after "
                               f"0 s (asked: {rmtab})")
+
+
+def test_test_mode_asks_once_and_predicts(server, monkeypatch):
+    rmtab, _ = server
+    rmtab.write_text(RMTAB)
+    monkeypatch.setitem(nfs_export.__opts__, "test", True)
+    monkeypatch.setattr(nfs_export.time, "sleep", lambda seconds: pytest.fail("waited"))
+    ret = nfs_export.mounted("/srv/xen/guest2", ["10.99.0.3"], timeout=60)
+    assert ret["result"] is None
+    assert ret["changes"] == {}
+    assert ret["comment"] == ("Would wait up to 60 s for a client of /srv/xen/guest2 "
+                              f"(10.99.0.3) to mount it (not mounted now; asked: {rmtab})")
+    ret = nfs_export.mounted("/srv/xen/guest", ["10.99.0.2"], timeout=60)
+    assert ret["result"] is True
+    assert ret["comment"].startswith("/srv/xen/guest is mounted by 10.99.0.2")
