@@ -264,8 +264,8 @@ def _persist(name, config, test):
         if test:
             return None, (fstab.plan_entry(index.text, name, name, wanted["fstype"],
                                            wanted["opts"], stacked=True)[1], None)
-        # An appended line joins the index in place: it is the run's only
-        # once written (below); any failure drops it.
+        # index.append changes the run's index in place: it is dropped now
+        # and kept again only once the file holds the line (below).
         __context__.pop(key, None)
         new_text, changes = index.append(wanted) or fstab.plan_entry(
             index.text, name, name, wanted["fstype"], wanted["opts"], stacked=True)

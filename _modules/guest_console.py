@@ -279,8 +279,7 @@ def verdict(name, dom0s=None, toolstack=None, absent=False):
         raise CommandExecutionError(failed)
     others = [dom0 for dom0 in dom0s or [] if dom0 != here]
     mined = __salt__["xm.mined_domains"](others) if others else {}
-    elsewhere = sorted(dom0 for dom0, domains in mined.items()
-                       if placement.whereabouts(name, domains)[0])
+    elsewhere = sorted(placement.locate(name, {}, others, mined)["there"])
     if elsewhere:
         return {"guest": name, "runs_on": elsewhere[0], "state": "mined"}
     where = f"on {here} (its domain is {state})"
